@@ -1,0 +1,46 @@
+"""Plain exception types shared by every adapter; none of them knows about HTTP, Airflow or Lambda."""
+
+from __future__ import annotations
+
+
+class ScoringError(Exception):
+    """Base class: every error this package raises on purpose derives from it."""
+
+
+class ConfigError(ScoringError):
+    """A setting is missing or malformed."""
+
+
+class ModelLoadError(ScoringError):
+    """A model bundle cannot be found, read or trusted."""
+
+
+class BundleIntegrityError(ModelLoadError):
+    """The artifact's sha256 does not match its manifest; it is refused before unpickling."""
+
+
+class UnknownRecipe(ScoringError):
+    """A manifest or command names a feature recipe that does not exist."""
+
+
+class InvalidInput(ScoringError):
+    """Input records fail the bundle's schema.
+
+    `problems` holds one entry per rejected record: (position, record id or None, reason).
+    """
+
+    def __init__(self, message: str, problems: list[tuple[int, object, str]] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class PartitionNotFound(ScoringError):
+    """The input partition does not exist or holds no data files."""
+
+
+class RejectThresholdExceeded(ScoringError):
+    """Too many rows of a partition failed validation; nothing was published."""
+
+
+class PublishError(ScoringError):
+    """The store refused a publish (counts do not reconcile, or the transaction failed)."""

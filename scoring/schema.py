@@ -1,0 +1,378 @@
+"""The one input validator, shared by batch, online and streaming.
+
+Strict by design: a boolean is not a number, 10.7 is not an integer, a JSON string is not a
+number, and null, NaN and infinity are refused unless the field is optional. A popular model
+server quietly coerces such values and changes the prediction; refusing them is the point.
+
+CSV is the one exception to "a string is not a number": a CSV file has no types, so its cells
+arrive as text and are parsed (`text_input=True`); a cell that does not parse is refused.
+
+Validation is columnar: typed columns (Parquet, pandas) are checked with vectorised operations,
+and only columns of mixed Python objects (JSON) are walked value by value.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from scoring.errors import InvalidInput
+
+FIELD_TYPES = ("integer", "number", "string")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One input field of a model: its name, type, whether it must be present, and bounds."""
+
+    name: str
+    type: str
+    required: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, object]) -> FieldSpec:
+        if raw.get("type") not in FIELD_TYPES:
+            raise ValueError(
+                f"input field {raw.get('name')!r} has type {raw.get('type')!r}; expected one of {FIELD_TYPES}"
+            )
+        return cls(
+            name=str(raw["name"]),
+            type=str(raw["type"]),
+            required=bool(raw.get("required", True)),
+            minimum=None if raw.get("minimum") is None else float(raw["minimum"]),  # type: ignore[arg-type]
+            maximum=None if raw.get("maximum") is None else float(raw["maximum"]),  # type: ignore[arg-type]
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"name": self.name, "type": self.type, "required": self.required}
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        return out
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Rows that passed, with clean dtypes, and rows that did not, with a reason each.
+
+    Both keep the input's index, so a caller can find the raw record behind every rejection.
+    """
+
+    valid: pd.DataFrame
+    rejected: pd.Series  # index: the input rows; values: the reason text
+
+    @property
+    def rejected_count(self) -> int:
+        return len(self.rejected)
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """The fields a model reads, plus the optional id field that names each record."""
+
+    fields: tuple[FieldSpec, ...]
+    id_field: str | None = None
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def validate_frame(
+        self,
+        frame: pd.DataFrame,
+        *,
+        require_id: bool = False,
+        text_input: bool = False,
+        absent: dict[str, np.ndarray] | None = None,
+    ) -> ValidationResult:
+        """Split a frame into valid rows (typed, schema columns only) and rejected rows with reasons.
+
+        `absent` marks, per field, the rows whose record lacked the key (JSON), so that a missing
+        field is told apart from an explicit null.
+        """
+        reasons: list[pd.Series] = []
+        columns: dict[str, pd.Series] = {}
+        for spec in self.fields:
+            values, problems = _check_field(frame, spec, text_input)
+            if absent is not None and spec.required and spec.name in absent and absent[spec.name].any():
+                problems = problems.copy()
+                problems[absent[spec.name]] = f"missing required field '{spec.name}'"
+            columns[spec.name] = values
+            reasons.append(problems)
+        if self.id_field is not None:
+            ids, problems = _check_id(frame, self.id_field, require_id)
+            columns[self.id_field] = ids
+            reasons.append(problems)
+        reason = _join_reasons(reasons, frame.index)
+        bad = reason.notna()
+        valid = pd.DataFrame(columns, index=frame.index)[~bad.to_numpy()]
+        return ValidationResult(valid=valid, rejected=reason[bad])
+
+    def validate_records(self, records: list[object]) -> ValidationResult:
+        """Validate JSON-decoded records (online and streaming); a non-object record is rejected alone."""
+        not_objects = {
+            i: f"record is {_type_name(r)}, not an object" for i, r in enumerate(records) if not isinstance(r, dict)
+        }
+        rows = [r if isinstance(r, dict) else {} for r in records]
+        # dtype=object keeps True a bool and 10 an int: the checks below need the JSON types as sent.
+        frame = pd.DataFrame.from_records(rows, index=range(len(rows)), columns=_all_keys(rows)).astype(object)
+        absent = {name: np.array([name not in row for row in rows], dtype=bool) for name in self.field_names}
+        result = self.validate_frame(frame, absent=absent)
+        if not not_objects:
+            return result
+        reasons = result.rejected.copy()
+        for i, text in not_objects.items():
+            reasons.loc[i] = text
+        reasons = reasons.sort_index()
+        return ValidationResult(valid=result.valid.drop(index=list(not_objects), errors="ignore"), rejected=reasons)
+
+    def require_valid(self, records: list[object]) -> pd.DataFrame:
+        """All records valid, or InvalidInput naming each bad record and field."""
+        result = self.validate_records(records)
+        if result.rejected_count:
+            problems = [
+                (int(i), _record_id(records[int(i)], self.id_field), str(r)) for i, r in result.rejected.items()
+            ]
+            first = problems[0]
+            raise InvalidInput(f"record {first[0]}: {first[2]}", problems)
+        return result.valid
+
+    def to_list(self) -> list[dict[str, object]]:
+        return [f.to_dict() for f in self.fields]
+
+
+def _all_keys(rows: Iterable[dict]) -> list[str]:
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    return list(keys)
+
+
+def _record_id(record: object, id_field: str | None) -> object:
+    if id_field and isinstance(record, dict):
+        return record.get(id_field)
+    return None
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, numbers.Number):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _join_reasons(reasons: list[pd.Series], index: pd.Index) -> pd.Series:
+    joined = pd.Series([None] * len(index), index=index, dtype=object)
+    for series in reasons:
+        has = series.notna().to_numpy()
+        if not has.any():
+            continue
+        current = joined[has]
+        addition = series[has]
+        joined[has] = [a if c is None else f"{c}; {a}" for c, a in zip(current, addition, strict=True)]
+    return joined
+
+
+def _empty_reasons(index: pd.Index) -> pd.Series:
+    return pd.Series([None] * len(index), index=index, dtype=object)
+
+
+def _check_field(frame: pd.DataFrame, spec: FieldSpec, text_input: bool) -> tuple[pd.Series, pd.Series]:
+    index = frame.index
+    if spec.name not in frame.columns:
+        missing = pd.Series(
+            np.nan if spec.type != "string" else None, index=index, dtype=object if spec.type == "string" else float
+        )
+        if spec.required:
+            return missing, pd.Series(f"missing required field '{spec.name}'", index=index, dtype=object)
+        return missing, _empty_reasons(index)
+    column = frame[spec.name]
+    if spec.type == "string":
+        return _check_string(column, spec)
+    return _check_number(column, spec, text_input)
+
+
+def _check_string(column: pd.Series, spec: FieldSpec) -> tuple[pd.Series, pd.Series]:
+    reasons = _empty_reasons(column.index)
+    values = column.astype(object)
+    is_null = column.isna().to_numpy()
+    not_str = np.fromiter((not isinstance(v, str) for v in values), dtype=bool, count=len(values)) & ~is_null
+    if not_str.any():
+        reasons[not_str] = [f"field '{spec.name}': expected a string, got {_type_name(v)}" for v in values[not_str]]
+    if spec.required and is_null.any():
+        reasons[is_null] = f"field '{spec.name}': is null"
+    return values.where(~is_null, None), reasons
+
+
+def _check_number(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple[pd.Series, pd.Series]:
+    reasons = _empty_reasons(column.index)
+    numeric, type_problem = _as_float(column, spec, text_input)
+    if type_problem is not None:
+        has = type_problem.notna().to_numpy()
+        reasons[has] = type_problem[has]
+    typed_ok = reasons.isna().to_numpy()
+    is_nan = np.isnan(numeric) & typed_ok
+    if spec.required and is_nan.any():
+        reasons[is_nan] = f"field '{spec.name}': is null or NaN"
+    is_inf = np.isinf(numeric) & typed_ok
+    if is_inf.any():
+        reasons[is_inf] = f"field '{spec.name}': is not finite"
+    finite = np.isfinite(numeric) & typed_ok
+    if spec.type == "integer":
+        fractional = finite & (np.floor(numeric) != numeric)
+        if fractional.any():
+            reasons[fractional] = [f"field '{spec.name}': {_fmt(v)} is not an integer" for v in numeric[fractional]]
+    if spec.minimum is not None:
+        below = finite & (numeric < spec.minimum)
+        if below.any():
+            reasons[below] = [
+                f"field '{spec.name}': {_fmt(v)} is below the minimum {_fmt(spec.minimum)}" for v in numeric[below]
+            ]
+    if spec.maximum is not None:
+        above = finite & (numeric > spec.maximum)
+        if above.any():
+            reasons[above] = [
+                f"field '{spec.name}': {_fmt(v)} is above the maximum {_fmt(spec.maximum)}" for v in numeric[above]
+            ]
+    values = pd.Series(numeric, index=column.index)
+    if spec.type == "integer":
+        usable = reasons.isna().to_numpy() & np.isfinite(numeric)
+        if spec.required:
+            # Rejected rows are dropped by the caller; zero-fill them so the int64 cast cannot fail.
+            values = pd.Series(np.where(usable, numeric, 0).astype(np.int64), index=column.index)
+        else:
+            values = values.where(usable).astype("Int64")
+    return values, reasons
+
+
+def _as_float(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple[np.ndarray, pd.Series | None]:
+    """The column as float64, plus a reason for every value whose type is wrong."""
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        problem = pd.Series(
+            f"field '{spec.name}': expected {_expected(spec)}, got a boolean", index=column.index, dtype=object
+        )
+        return np.full(len(column), np.nan), problem.where(column.notna(), None)
+    if pd.api.types.is_numeric_dtype(dtype):
+        return column.to_numpy(dtype=float, na_value=np.nan), None
+    if text_input:
+        return _parse_text(column, spec)
+    return _classify_objects(column, spec)
+
+
+def _expected(spec: FieldSpec) -> str:
+    return "an integer" if spec.type == "integer" else "a number"
+
+
+def _parse_text(column: pd.Series, spec: FieldSpec) -> tuple[np.ndarray, pd.Series | None]:
+    text = column.astype(object)
+    parsed = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    unparsable = np.isnan(parsed) & column.notna().to_numpy()
+    # "nan" and "" parse to NaN but are nulls, not bad text; anything else that failed is bad text.
+    blank = np.array(
+        [isinstance(v, str) and v.strip().lower() in ("", "nan", "null", "none") for v in text[unparsable]], dtype=bool
+    )
+    bad_positions = np.flatnonzero(unparsable)[~blank] if blank.size else np.flatnonzero(unparsable)
+    if not bad_positions.size:
+        return parsed, None
+    problem = _empty_reasons(column.index)
+    problem.iloc[bad_positions] = [
+        f"field '{spec.name}': {_short(v)} is not {_expected(spec)}" for v in text.iloc[bad_positions]
+    ]
+    return parsed, problem
+
+
+def _classify_objects(column: pd.Series, spec: FieldSpec) -> tuple[np.ndarray, pd.Series | None]:
+    values = column.to_numpy(dtype=object)
+    out = np.full(len(values), np.nan)
+    problem = _empty_reasons(column.index)
+    any_problem = False
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        if isinstance(v, (bool, np.bool_)):
+            problem.iat[i] = f"field '{spec.name}': expected {_expected(spec)}, got a boolean"
+            any_problem = True
+        elif isinstance(v, numbers.Real):
+            out[i] = float(v)
+        else:
+            problem.iat[i] = f"field '{spec.name}': expected {_expected(spec)}, got {_type_name(v)}"
+            any_problem = True
+    return out, problem if any_problem else None
+
+
+def _fmt(value: float) -> str:
+    """A number as a person writes it: 3 rather than 3.0 or np.float64(3.0)."""
+    number = float(value)
+    return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
+
+
+def _short(value: object, limit: int = 20) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_id(frame: pd.DataFrame, id_field: str, required: bool) -> tuple[pd.Series, pd.Series]:
+    index = frame.index
+    if id_field not in frame.columns:
+        ids = pd.Series([None] * len(index), index=index, dtype=object)
+        if required:
+            return ids, pd.Series(f"missing id field '{id_field}'", index=index, dtype=object)
+        return ids, _empty_reasons(index)
+    ids = normalize_ids(frame[id_field])
+    reasons = _empty_reasons(index)
+    if required:
+        missing = ids.isna().to_numpy()
+        if missing.any():
+            reasons[missing] = f"id field '{id_field}': is null"
+    return ids, reasons
+
+
+def normalize_ids(column: pd.Series) -> pd.Series:
+    """Record ids as text, so 256, 256.0 and "256" name the same record everywhere."""
+    if pd.api.types.is_integer_dtype(column.dtype):
+        return (
+            column.astype("Int64")
+            .astype(object)
+            .where(column.notna(), None)
+            .map(lambda v: None if v is None else str(v))
+        )
+    if pd.api.types.is_float_dtype(column.dtype):
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+        return pd.Series([_float_id(v) for v in values], index=column.index, dtype=object)
+    return pd.Series([_object_id(v) for v in column.to_numpy(dtype=object)], index=column.index, dtype=object)
+
+
+def _float_id(value: float) -> str | None:
+    if math.isnan(value) or math.isinf(value):
+        return None
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _object_id(value: object) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return _float_id(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, str):
+        return value if value.strip() else None
+    return None

@@ -1,0 +1,78 @@
+"""One frozen Settings object, built from the environment once per composition root."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from scoring.errors import ConfigError
+
+PREFIX = "SCORING_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an entry point may configure; each default is the embedded demo's."""
+
+    # SQLite keeps the demo free of servers; production points this at PostgreSQL.
+    database_url: str = "sqlite:///var/scoring.db"
+    # A bundle directory, local or s3://bucket/prefix/ (see scoring.bundle).
+    model_uri: str = "var/models/ride_duration/1"
+    # Root of the Hive-style input partitions, local or s3://.
+    input_root: str = "var/data/input"
+    # Where shards stage their scored rows before the one publishing transaction.
+    staging_root: str = "var/staging"
+    # Name of the dataset directory under input_root.
+    dataset: str = "rides"
+    # A run whose rejected/input ratio exceeds this publishes nothing and fails.
+    reject_threshold: float = 0.01
+    # Rows per read batch: bounds memory whatever the partition size.
+    chunk_rows: int = 100_000
+    # When set, the web service answers 401 to requests without this key.
+    api_key: str | None = None
+    # Online request limits: records per request and body size in bytes.
+    max_request_records: int = 1000
+    max_request_bytes: int = 1_048_576
+    # Streaming output: "kinesis" (output_stream) or "sqs" (output_queue_url), or unset to only return.
+    stream_output: str | None = None
+    output_stream: str | None = None
+    output_queue_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read SCORING_* variables (e.g. SCORING_DATABASE_URL); unset or empty ones keep defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = environ.get(PREFIX + field.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _parse(field.name, field.type, raw)
+        return cls(**values)._checked()
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given non-None values replaced (CLI flags win over the environment)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})._checked()
+
+    def _checked(self) -> Settings:
+        if not 0.0 <= self.reject_threshold <= 1.0:
+            raise ConfigError(f"SCORING_REJECT_THRESHOLD must be between 0 and 1, got {self.reject_threshold}")
+        if self.chunk_rows < 1:
+            raise ConfigError(f"SCORING_CHUNK_ROWS must be positive, got {self.chunk_rows}")
+        if self.stream_output not in (None, "kinesis", "sqs"):
+            raise ConfigError(f"SCORING_STREAM_OUTPUT must be 'kinesis' or 'sqs', got {self.stream_output!r}")
+        return self
+
+
+def _parse(name: str, type_name: object, raw: str) -> object:
+    type_text = str(type_name)
+    try:
+        if type_text.startswith("int"):
+            return int(raw)
+        if type_text.startswith("float"):
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{PREFIX}{name.upper()} must be a {type_text}, got {raw!r}") from exc
+    return raw

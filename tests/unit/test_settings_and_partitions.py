@@ -1,0 +1,66 @@
+"""Settings from the environment, and partition keys."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from scoring.errors import ConfigError, InvalidInput
+from scoring.partitions import PartitionKey
+from scoring.settings import Settings
+
+
+def test_settings_read_prefixed_variables_and_keep_defaults():
+    settings = Settings.from_env(
+        {"SCORING_DATABASE_URL": "postgresql://x/y", "SCORING_REJECT_THRESHOLD": "0.05", "SCORING_API_KEY": ""}
+    )
+    assert settings.database_url == "postgresql://x/y"
+    assert settings.reject_threshold == 0.05
+    assert settings.api_key is None
+    assert settings.chunk_rows == Settings().chunk_rows
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SCORING_CHUNK_ROWS": "many"}, "SCORING_CHUNK_ROWS must be a int"),
+        ({"SCORING_REJECT_THRESHOLD": "2"}, "between 0 and 1"),
+    ],
+)
+def test_bad_settings_name_the_variable(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("text", "segments"),
+    [("2026-01-01T03", ["dt=2026-01-01", "hour=03"]), ("2026-01-01", ["dt=2026-01-01"])],
+)
+def test_partition_key_round_trip(text, segments):
+    key = PartitionKey.parse(text)
+    assert str(key) == text
+    assert key.path_segments() == segments
+
+
+@pytest.mark.parametrize("text", ["2026-01-01T24", "2026-13-01", "yesterday", "2026-01-01T3"])
+def test_bad_partition_key_is_refused(text):
+    with pytest.raises(InvalidInput, match="partition key"):
+        PartitionKey.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (datetime(2026, 1, 1, 3, tzinfo=timezone.utc), datetime(2026, 1, 1, 4, tzinfo=timezone.utc), "2026-01-01T03"),
+        (datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc), "2026-01-01"),
+    ],
+)
+def test_partition_for_a_closed_interval(start, end, expected):
+    assert str(PartitionKey.for_interval(start, end)) == expected
+
+
+def test_zero_length_interval_is_refused():
+    moment = datetime(2026, 1, 1, 3, tzinfo=timezone.utc)
+    with pytest.raises(InvalidInput, match="not one UTC hour"):
+        PartitionKey.for_interval(moment, moment)
