@@ -35,3 +35,4 @@ bench: install
 
 clean:
 	rm -rf $(VENV) var
+include $(wildcard mk/*.mk)
