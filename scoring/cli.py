@@ -19,7 +19,8 @@ DEMO_DAY = "2026-01-01"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `scoring` console script; returns the process exit code."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Warnings and errors only: the command prints its own one-line summary.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
@@ -59,6 +60,25 @@ def build_parser() -> argparse.ArgumentParser:
     show = model.add_parser("show", help="print a bundle's manifest after verifying it")
     show.add_argument("uri", nargs="?", help="bundle directory (default SCORING_MODEL_URI)")
     show.set_defaults(handler=_model_show)
+
+    db = commands.add_parser("db", help="the predictions database").add_subparsers(dest="db_command")
+    up = db.add_parser("upgrade", help="create or migrate the tables with Alembic")
+    up.add_argument("--database", help="database URL (default SCORING_DATABASE_URL)")
+    up.set_defaults(handler=_db_upgrade)
+
+    score = commands.add_parser("score", help="score one partition and publish it exactly once")
+    score.add_argument("--job", required=True, help="job name, e.g. score_rides_hourly")
+    score.add_argument("--partition", required=True, help="2026-01-01T03 (hourly) or 2026-01-01 (daily)")
+    score.add_argument("--input", help="input root, local or s3:// (default SCORING_INPUT_ROOT)")
+    score.add_argument("--model", help="bundle URI (default SCORING_MODEL_URI)")
+    score.add_argument("--database", help="database URL (default SCORING_DATABASE_URL)")
+    score.add_argument("--reject-threshold", type=float, help="fail above this rejected fraction (default 0.01)")
+    score.set_defaults(handler=_score)
+
+    report = commands.add_parser("report", help="print the published partitions of a job")
+    report.add_argument("--job", required=True)
+    report.add_argument("--database", help="database URL (default SCORING_DATABASE_URL)")
+    report.set_defaults(handler=_report)
     return parser
 
 
@@ -111,6 +131,77 @@ def _model_show(args: argparse.Namespace, settings: Settings) -> int:
     bundle = load_bundle(args.uri or settings.model_uri)
     print(json.dumps(bundle.manifest.to_json(), indent=2))
     return 0
+
+
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from scoring.db import make_engine, upgrade
+
+    url = args.database or settings.database_url
+    upgrade(make_engine(url))
+    print(f"database at {_redact(url)} is at the latest schema")
+    return 0
+
+
+def _score(args: argparse.Namespace, settings: Settings) -> int:
+    from scoring.batch import score_partition
+    from scoring.bundle import load_bundle
+    from scoring.db import make_engine, upgrade
+    from scoring.partitions import PartitionKey
+    from scoring.predict import Predictor
+    from scoring.progress import RowProgress
+
+    settings = settings.with_overrides(
+        input_root=args.input, model_uri=args.model, database_url=args.database, reject_threshold=args.reject_threshold
+    )
+    partition = PartitionKey.parse(args.partition)
+    predictor = Predictor(load_bundle(settings.model_uri))
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    with RowProgress(f"scoring {partition}") as progress:
+        summary = score_partition(
+            predictor,
+            engine,
+            job=args.job,
+            partition=partition,
+            input_root=settings.input_root,
+            dataset=settings.dataset,
+            staging_root=settings.staging_root,
+            chunk_rows=settings.chunk_rows,
+            reject_threshold=settings.reject_threshold,
+            on_rows=progress.advance,
+        )
+    print(summary.line())
+    return 0
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from scoring.db import make_engine
+    from scoring.store import partition_report
+
+    rows = partition_report(make_engine(args.database or settings.database_url), args.job)
+    print(format_table(rows))
+    return 0
+
+
+def format_table(rows: list[dict[str, object]]) -> str:
+    """A plain fixed-width table, the way a person reads it in a terminal."""
+    if not rows:
+        return "(no published partitions)"
+    headers = list(rows[0])
+    widths = [max(len(str(h)), *(len(str(r[h])) for r in rows)) for h in headers]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(r[h]).ljust(w) for h, w in zip(headers, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database>"
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@ AWS_ENDPOINT_URL itself, which is how tests and compose point it at moto or Loca
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -86,3 +90,26 @@ def download_to(uri: str, target: IO[bytes]) -> None:
         return
     with open(uri, "rb") as source:
         shutil.copyfileobj(source, target)
+
+
+def upload_from(source: IO[bytes], uri: str) -> None:
+    """Stream an open file to an s3:// URI (multipart for large files) or copy it to a local path."""
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        s3_client().upload_fileobj(source, loc.bucket, loc.key)
+        return
+    Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    with open(uri, "wb") as target:
+        shutil.copyfileobj(source, target)
+
+
+@contextmanager
+def local_copy(uri: str) -> Iterator[str]:
+    """A local path for `uri`: the path itself, or a temporary download of an S3 object."""
+    if not is_s3(uri):
+        yield uri
+        return
+    with tempfile.NamedTemporaryFile(suffix=os.path.splitext(uri)[1]) as handle:
+        download_to(uri, handle)
+        handle.flush()
+        yield handle.name

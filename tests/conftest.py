@@ -1,14 +1,20 @@
-"""Fixtures shared by every test folder: a trained demo bundle and synthetic rides."""
+"""Fixtures shared by every test folder: a demo bundle, synthetic rides, and the real services."""
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from scoring.bundle import ModelBundle, load_bundle
+from scoring.db import make_engine, normalize_url, upgrade
 from scoring.predict import Predictor
 from scoring.synthetic import generate_rides
 from scoring.training import train_demo_bundle
@@ -40,3 +46,88 @@ def make_rides(n: int, seed: int = 11) -> pd.DataFrame:
 @pytest.fixture
 def rides() -> pd.DataFrame:
     return make_rides(500)
+
+
+# --- real services -------------------------------------------------------------------------
+
+PG_BASE_URL = os.environ.get("SCORING_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_reachable() -> bool:
+    try:
+        engine = sa.create_engine(normalize_url(PG_BASE_URL))
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+        return True
+    except sa.exc.OperationalError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The machine's PostgreSQL; in CI (CI=true) its absence fails the run instead of skipping."""
+    if not _postgres_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is not reachable at {PG_BASE_URL}; .ci/run should have started it")
+        pytest.skip(f"PostgreSQL is not reachable at {PG_BASE_URL}")
+    return PG_BASE_URL
+
+
+@pytest.fixture
+def pg_schema_url(postgres_url: str) -> Iterator[str]:
+    """A database URL whose search_path is a fresh schema, dropped afterwards: tests never share tables."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(normalize_url(postgres_url))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in postgres_url else "?"
+    yield f"{postgres_url}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_schema_url: str) -> Iterator[sa.Engine]:
+    """An engine on a fresh, migrated schema."""
+    engine = make_engine(pg_schema_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'scoring.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto in server mode on a free port: boto3 reaches it over real HTTP via AWS_ENDPOINT_URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point boto3 at the moto server with throwaway credentials, for one test."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return moto_endpoint

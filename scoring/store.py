@@ -1,0 +1,178 @@
+"""The predictions store: one transaction publishes a partition's run, replacing what was there.
+
+PostgreSQL gets COPY (streamed from the staged Parquet, batch by batch); SQLite gets batched
+INSERTs inside the same kind of transaction, so both give the same exactly-once semantics.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text
+
+from scoring.tables import predictions, rejected_records, scoring_runs
+
+COPY_COLUMNS = ("job", "partition_key", "record_id", "prediction", "model_name", "model_version", "run_id", "scored_at")
+COPY_SQL = f"COPY predictions ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The scoring_runs row of one publish attempt."""
+
+    run_id: str
+    job: str
+    partition_key: str
+    model_name: str
+    model_version: str
+    model_sha256: str
+    input_rows: int
+    scored_rows: int
+    rejected_rows: int
+    source_uri: str
+    started_at: datetime
+    finished_at: datetime
+    status: str
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class PredictionBatch:
+    """Scored rows of one staged batch, with the values every row of it shares."""
+
+    rows: pa.Table  # record_id, prediction
+    scored_at: datetime
+
+
+def publish(
+    engine: Engine,
+    run: RunRecord,
+    batches: Iterable[PredictionBatch],
+    rejects: Iterable[dict[str, object]],
+) -> None:
+    """Replace the partition's predictions and rejects with this run's, and record the run: all or nothing."""
+    with engine.begin() as conn:
+        _lock_partition(conn, run.job, run.partition_key)
+        where = (predictions.c.job == run.job) & (predictions.c.partition_key == run.partition_key)
+        conn.execute(delete(predictions).where(where))
+        for batch in batches:
+            _insert_predictions(conn, run, batch)
+        conn.execute(
+            delete(rejected_records).where(
+                (rejected_records.c.job == run.job) & (rejected_records.c.partition_key == run.partition_key)
+            )
+        )
+        _insert_rejects(conn, run, rejects)
+        conn.execute(insert(scoring_runs).values(**run.__dict__))
+
+
+def record_failed_run(engine: Engine, run: RunRecord, rejects: Iterable[dict[str, object]]) -> None:
+    """Keep the failed run and its rejected rows for inspection; the published predictions stay as they were."""
+    with engine.begin() as conn:
+        _insert_rejects(conn, run, rejects)
+        conn.execute(insert(scoring_runs).values(**run.__dict__))
+
+
+def _lock_partition(conn: Connection, job: str, partition_key: str) -> None:
+    # Two publishes of one partition must not interleave their delete and insert.
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"{job}|{partition_key}"})
+
+
+def _constant(value: object, rows: int, type_: pa.DataType) -> pa.Array:
+    return pa.nulls(rows, type_).fill_null(pa.scalar(value, type_))
+
+
+def _with_run_columns(run: RunRecord, batch: PredictionBatch) -> pa.Table:
+    rows = batch.rows.num_rows
+    return pa.table(
+        {
+            "job": _constant(run.job, rows, pa.string()),
+            "partition_key": _constant(run.partition_key, rows, pa.string()),
+            "record_id": batch.rows.column("record_id"),
+            "prediction": batch.rows.column("prediction"),
+            "model_name": _constant(run.model_name, rows, pa.string()),
+            "model_version": _constant(run.model_version, rows, pa.string()),
+            "run_id": _constant(run.run_id, rows, pa.string()),
+            "scored_at": _constant(batch.scored_at, rows, pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+def _insert_predictions(conn: Connection, run: RunRecord, batch: PredictionBatch) -> None:
+    if batch.rows.num_rows == 0:
+        return
+    table = _with_run_columns(run, batch)
+    if conn.dialect.name == "postgresql":
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
+        buffer.seek(0)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.copy_expert(COPY_SQL, buffer)
+        finally:
+            cursor.close()
+        return
+    for rows in _row_dicts(table, 50_000):
+        conn.execute(insert(predictions), rows)
+
+
+def _row_dicts(table: pa.Table, size: int) -> Iterator[list[dict[str, object]]]:
+    for offset in range(0, table.num_rows, size):
+        yield table.slice(offset, size).to_pylist()
+
+
+def _insert_rejects(conn: Connection, run: RunRecord, rejects: Iterable[dict[str, object]]) -> None:
+    buffer: list[dict[str, object]] = []
+    for reject in rejects:
+        buffer.append(
+            {
+                "run_id": run.run_id,
+                "job": run.job,
+                "partition_key": run.partition_key,
+                "record_id": reject["record_id"],
+                "reason": reject["reason"],
+                "raw_record": json.loads(str(reject["raw_record"])),
+            }
+        )
+        if len(buffer) >= 5_000:
+            conn.execute(insert(rejected_records), buffer)
+            buffer = []
+    if buffer:
+        conn.execute(insert(rejected_records), buffer)
+
+
+def partition_report(engine: Engine, job: str) -> list[dict[str, object]]:
+    """Per partition of `job`: the published run's counts and model, and the rows actually stored."""
+    latest = (
+        select(scoring_runs)
+        .where((scoring_runs.c.job == job) & (scoring_runs.c.status == "published"))
+        .order_by(scoring_runs.c.partition_key, scoring_runs.c.finished_at.desc())
+    )
+    stored = (
+        select(predictions.c.partition_key, func.count().label("stored"))
+        .where(predictions.c.job == job)
+        .group_by(predictions.c.partition_key)
+    )
+    with engine.connect() as conn:
+        counts = {row.partition_key: row.stored for row in conn.execute(stored)}
+        report: dict[str, dict[str, object]] = {}
+        for row in conn.execute(latest):
+            if row.partition_key in report:
+                continue
+            report[row.partition_key] = {
+                "partition": row.partition_key,
+                "input": row.input_rows,
+                "scored": row.scored_rows,
+                "rejected": row.rejected_rows,
+                "stored": counts.get(row.partition_key, 0),
+                "model": f"{row.model_name} v{row.model_version}",
+                "run_id": row.run_id,
+            }
+    return list(report.values())
