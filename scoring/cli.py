@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--job", required=True)
     report.add_argument("--database", help="database URL (default SCORING_DATABASE_URL)")
     report.set_defaults(handler=_report)
+    from scoring.stream_runner import add_stream_commands
+
+    add_stream_commands(commands)
     return parser
 
 

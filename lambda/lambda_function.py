@@ -1,0 +1,26 @@
+"""AWS Lambda entry point for Kinesis and SQS events: every ride of a batch is scored in one predict.
+
+Everything expensive happens once per container, at import (the cold start): settings, the verified
+model bundle (a path baked into the image, or s3:// via SCORING_MODEL_URI) and the output client.
+The event source mapping must set FunctionResponseTypes=["ReportBatchItemFailures"]; without it
+Lambda ignores `batchItemFailures` and retries or drops the whole batch for one bad record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scoring.bundle import load_bundle
+from scoring.predict import Predictor
+from scoring.settings import Settings
+from scoring.sinks import make_sink
+from scoring.stream import handle_event
+
+SETTINGS = Settings.from_env()
+PREDICTOR = Predictor(load_bundle(SETTINGS.model_uri))
+SINK = make_sink(SETTINGS)
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Score a Kinesis or SQS batch; bad records and unwritten outputs come back in batchItemFailures."""
+    return handle_event(PREDICTOR, event, SINK)
