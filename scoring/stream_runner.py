@@ -271,7 +271,7 @@ class KinesisPoller:
     client: Any
     batch_size: int = 100
     starting_position: str = "TRIM_HORIZON"
-    # Like the mapping's MaximumRetryAttempts: after this many retries a failing record is skipped.
+    # Like the mapping's MaximumRetryAttempts: after this many retries a failing batch is discarded.
     max_retries: int = 2
     summary: RunSummary = field(default_factory=RunSummary)
 
@@ -329,11 +329,16 @@ class KinesisPoller:
         cursor.failures = cursor.failures + 1 if cursor.failing_sequence == first else 1
         cursor.failing_sequence = first
         if cursor.failures > self.max_retries:
-            # Lambda would hand the record to the mapping's on-failure destination and move on.
-            log.warning("shard %s: record %s failed %d times; skipping it", cursor.shard_id, first, cursor.failures)
-            self.checkpoints.set(self.stream_arn, cursor.shard_id, first)
-            cursor.iterator = self._iterator(cursor.shard_id, "AFTER_SEQUENCE_NUMBER", first)
-            cursor.failing_sequence, cursor.failures = None, 0
+            # Retries exhausted: Lambda hands the batch to the mapping's on-failure destination and moves past it.
+            log.warning(
+                "shard %s: record %s still failing after %d retries; discarding the batch's failed records %s",
+                cursor.shard_id,
+                first,
+                self.max_retries,
+                failed,
+            )
+            self.checkpoints.set(self.stream_arn, cursor.shard_id, sequence_numbers[-1])
+            cursor.iterator, cursor.failing_sequence, cursor.failures = next_iterator, None, 0
             return
         position = sequence_numbers.index(first)
         if position:

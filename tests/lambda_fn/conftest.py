@@ -37,15 +37,25 @@ def load_handler_module(path: Path = HANDLER_PATH) -> ModuleType:
 
 
 @pytest.fixture
-def cold_start(monkeypatch: pytest.MonkeyPatch, demo_bundle_dir: Path) -> Callable[..., ModuleType]:
-    """Load the handler with SCORING_* settings (the demo bundle unless SCORING_MODEL_URI is given)."""
+def stream_env(monkeypatch: pytest.MonkeyPatch, demo_bundle_dir: Path) -> Callable[..., None]:
+    """Set the handler's SCORING_* environment: the demo bundle unless SCORING_MODEL_URI is given."""
 
-    def start(**settings: str) -> ModuleType:
+    def configure(**settings: str) -> None:
         for name in STREAM_SETTINGS:
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("SCORING_MODEL_URI", str(demo_bundle_dir))
         for name, value in settings.items():
             monkeypatch.setenv(name, value)
+
+    return configure
+
+
+@pytest.fixture
+def cold_start(stream_env: Callable[..., None]) -> Callable[..., ModuleType]:
+    """Load the handler afresh under the given SCORING_* settings, as a new Lambda container would."""
+
+    def start(**settings: str) -> ModuleType:
+        stream_env(**settings)
         return load_handler_module()
 
     return start

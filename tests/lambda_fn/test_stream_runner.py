@@ -1,0 +1,180 @@
+"""Integration over real HTTP to a moto server: input stream/queue -> runner -> handler -> output stream/queue."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from scoring.cli import main
+from scoring.stream_runner import CheckpointStore, PollLimits, invoke, kinesis_event_record, run_kinesis, run_sqs
+
+pytestmark = pytest.mark.aws
+
+QUICK = PollLimits(idle_timeout=0.5, poll_seconds=0.05)
+HANDLER = Path(__file__).resolve().parents[2] / "lambda" / "lambda_function.py"
+
+
+def tutorial_payload(ride) -> str:
+    """The classic tutorial's message: features under "ride", the id beside them."""
+    features = {"PULocationID": int(ride.PULocationID), "DOLocationID": int(ride.DOLocationID)}
+    return json.dumps({"ride": {**features, "trip_distance": float(ride.trip_distance)}, "ride_id": int(ride.ride_id)})
+
+
+def batch_predictions(predictor, rides) -> dict[int, float]:
+    """The batch path's answer for the same rides: validate the frame, one predict, keyed by ride id."""
+    valid = predictor.schema.validate_frame(rides).valid
+    return dict(zip(rides.loc[valid.index, "ride_id"].tolist(), predictor.predict(valid).tolist(), strict=True))
+
+
+def durations_by_ride(messages: list[dict]) -> dict[int, float]:
+    assert all(m["model"] == "ride_duration" and m["version"] == "1" for m in messages)
+    return {m["prediction"]["ride_id"]: m["prediction"]["duration"] for m in messages}
+
+
+def test_kinesis_rides_flow_through_runner_and_handler_to_the_output_stream(
+    kinesis, new_stream, read_stream, cold_start, predictor, rides, tmp_path
+):
+    # Given 250 rides on a two-shard input stream and a handler writing to an output stream
+    rides = rides.head(250)
+    source, sink = new_stream(shards=2), new_stream()
+    for ride in rides.itertuples():
+        kinesis.put_record(StreamName=source, Data=tutorial_payload(ride).encode(), PartitionKey=str(ride.ride_id))
+    handler = cold_start(SCORING_STREAM_OUTPUT="kinesis", SCORING_OUTPUT_STREAM=sink)
+    checkpoints = tmp_path / "checkpoints.json"
+    # When the runner polls the input until it is idle
+    summary = run_kinesis(handler.lambda_handler, source, checkpoints=CheckpointStore(checkpoints), limits=QUICK)
+    # Then every ride is on the output stream once, with exactly the batch path's prediction
+    outputs = read_stream(sink)
+    assert len(outputs) == 250 and summary.records == 250 and summary.failed == 0
+    assert durations_by_ride(outputs) == batch_predictions(predictor, rides)
+    # And each shard is checkpointed at its last record, so a second run finds nothing to do
+    saved = json.loads(checkpoints.read_text())
+    (per_shard,) = saved.values()
+    assert len(per_shard) == 2
+    again = run_kinesis(handler.lambda_handler, source, checkpoints=CheckpointStore(checkpoints), limits=QUICK)
+    assert again.batches == 0 and len(read_stream(sink)) == 250
+
+
+def test_sqs_rides_flow_through_the_cli_runner_and_poison_messages_stay_on_the_queue(
+    sqs, new_queue, drain_queue, stream_env, predictor, rides, capsys
+):
+    # Given 40 rides and 2 poison messages on an input queue, and a handler writing to an output queue
+    rides = rides.head(40)
+    source, sink = new_queue(VisibilityTimeout="60"), new_queue()
+    for ride in rides.itertuples():
+        sqs.send_message(QueueUrl=source, MessageBody=tutorial_payload(ride))
+    sqs.send_message(QueueUrl=source, MessageBody="{not json")
+    sqs.send_message(QueueUrl=source, MessageBody=json.dumps({"ride": {"PULocationID": 1}, "ride_id": 999}))
+    stream_env(SCORING_STREAM_OUTPUT="sqs", SCORING_OUTPUT_QUEUE_URL=sink)
+    # When `scoring stream run` polls the queue through the real handler file
+    code = main(
+        ["stream", "run", "--sqs-queue-url", source, "--function", f"{HANDLER}:lambda_handler"]
+        + ["--batch-size", "25", "--idle-timeout", "1", "--poll-seconds", "0"]
+    )
+    # Then every ride is answered with the batch path's prediction, and only the poison messages were not deleted
+    assert code == 0
+    assert "42 records, 2 reported as failed" in capsys.readouterr().out
+    assert durations_by_ride(drain_queue(sink)) == batch_predictions(predictor, rides)
+    attributes = sqs.get_queue_attributes(QueueUrl=source, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "2"
+
+
+def test_kinesis_resumes_at_the_first_failed_record_and_discards_the_batch_after_its_retries(
+    kinesis, new_stream, read_stream, cold_start, predictor, rides, tmp_path
+):
+    # Given one shard holding two rides, a poison record, then a third ride
+    rides = rides.head(3)
+    source, sink = new_stream(), new_stream()
+    payloads = [tutorial_payload(ride) for ride in rides.itertuples()]
+    for data in [payloads[0], payloads[1], "{poison", payloads[2]]:
+        kinesis.put_record(StreamName=source, Data=data.encode(), PartitionKey="same-shard")
+    handler = cold_start(SCORING_STREAM_OUTPUT="kinesis", SCORING_OUTPUT_STREAM=sink)
+    invocations: list[list[str]] = []
+
+    def recording_handler(event, context):
+        invocations.append([record["kinesis"]["sequenceNumber"] for record in event["Records"]])
+        return handler.lambda_handler(event, context)
+
+    checkpoints = tmp_path / "checkpoints.json"
+    # When the runner polls with one retry allowed
+    summary = run_kinesis(
+        recording_handler, source, checkpoints=CheckpointStore(checkpoints), limits=QUICK, max_retries=1
+    )
+    # Then it read all four, retried from the poison record once, then moved past the batch
+    first, retry = invocations
+    assert len(first) == 4 and retry == first[2:]
+    assert summary.failed == 2
+    (per_shard,) = json.loads(checkpoints.read_text()).values()
+    assert list(per_shard.values()) == [first[-1]]
+    # And the ride after the poison record was published on both tries (at-least-once), always with the same value
+    outputs = read_stream(sink)
+    assert Counter(m["prediction"]["ride_id"] for m in outputs) == {0: 1, 1: 1, 2: 2}
+    assert durations_by_ride(outputs) == batch_predictions(predictor, rides)
+
+
+def test_a_new_run_resumes_after_the_checkpoint(kinesis, new_stream, cold_start, tmp_path):
+    source = new_stream()
+    kinesis.put_record(
+        StreamName=source,
+        Data=b'{"PULocationID": 1, "DOLocationID": 2, "trip_distance": 1.0, "ride_id": 1}',
+        PartitionKey="a",
+    )
+    handler = cold_start()
+    store = tmp_path / "checkpoints.json"
+    assert run_kinesis(handler.lambda_handler, source, checkpoints=CheckpointStore(store), limits=QUICK).records == 1
+    kinesis.put_record(
+        StreamName=source,
+        Data=b'{"PULocationID": 1, "DOLocationID": 2, "trip_distance": 2.0, "ride_id": 2}',
+        PartitionKey="a",
+    )
+    seen: list[int] = []
+
+    def recording_handler(event, context):
+        response = handler.lambda_handler(event, context)
+        seen.extend(p["prediction"]["ride_id"] for p in response["predictions"])
+        return response
+
+    run_kinesis(recording_handler, source, checkpoints=CheckpointStore(store), limits=QUICK)
+    assert seen == [2]
+
+
+def test_max_batches_stops_the_runner(sqs, new_queue, cold_start):
+    source = new_queue()
+    for ride_id in range(5):
+        body = json.dumps({"PULocationID": 1, "DOLocationID": 2, "trip_distance": 1.0, "ride_id": ride_id})
+        sqs.send_message(QueueUrl=source, MessageBody=body)
+    handler = cold_start()
+    summary = run_sqs(handler.lambda_handler, source, batch_size=2, limits=PollLimits(max_batches=2, poll_seconds=0))
+    assert (summary.batches, summary.records) == (2, 4)
+
+
+RECORD = {"PartitionKey": "k", "SequenceNumber": "1", "Data": b"{}"}
+
+
+@pytest.mark.parametrize(
+    ("response", "failed"),
+    [
+        (None, []),
+        ({"batchItemFailures": []}, []),
+        ({"batchItemFailures": [{"itemIdentifier": "2"}]}, ["2"]),
+        ({"batchItemFailures": [{"itemIdentifier": "3"}, {"itemIdentifier": "1"}]}, ["1", "3"]),
+        # As Lambda does: an identifier not in the batch, or an empty one, fails the whole batch.
+        ({"batchItemFailures": [{"itemIdentifier": "99"}]}, ["1", "2", "3"]),
+        ({"batchItemFailures": [{"itemIdentifier": ""}]}, ["1", "2", "3"]),
+        ("not a mapping", ["1", "2", "3"]),
+    ],
+)
+def test_invoke_reads_the_partial_batch_response_as_lambda_does(response, failed):
+    records = [kinesis_event_record(dict(RECORD, SequenceNumber=s), "shardId-0", "arn", "us-east-1") for s in "123"]
+    assert invoke(lambda event, context: response, records, ["1", "2", "3"]) == failed
+
+
+def test_a_handler_that_raises_fails_the_whole_batch():
+    def broken(event, context):
+        raise RuntimeError("boom")
+
+    assert invoke(broken, [{}, {}], ["a", "b"]) == ["a", "b"]
