@@ -174,10 +174,36 @@ def publish_run(
             raise PublishError(
                 f"{shard.source_uri}: {shard.input_rows} input rows != {shard.scored_rows} scored + {shard.rejected_rows} rejected"
             )
-    duplicates = _duplicate_ids(shards)
+    try:
+        run = _publish_or_fail(engine, plan, shards, manifest, Counter(), reject_threshold)
+    except store.DuplicateRecordIds:
+        # Rare, so checked only when the primary key objects: find the repeats, keep first copies.
+        run = _publish_or_fail(engine, plan, shards, manifest, _duplicate_ids(shards), reject_threshold)
+    summary = RunSummary(
+        run_id=run.run_id,
+        job=run.job,
+        partition_key=run.partition_key,
+        input_rows=run.input_rows,
+        scored_rows=run.scored_rows,
+        rejected_rows=run.rejected_rows,
+        model_name=run.model_name,
+        model_version=run.model_version,
+        status=run.status,
+    )
+    log.info("%s", summary.line())
+    return summary
+
+
+def _publish_or_fail(
+    engine: Engine,
+    plan: RunPlan,
+    shards: list[ShardResult],
+    manifest: Manifest,
+    duplicates: Counter[str],
+    reject_threshold: float,
+) -> store.RunRecord:
     input_rows = sum(s.input_rows for s in shards)
     rejected_rows = sum(s.rejected_rows for s in shards) + sum(duplicates.values())
-    scored_rows = input_rows - rejected_rows
     run = store.RunRecord(
         run_id=plan.run_id,
         job=plan.job,
@@ -186,7 +212,7 @@ def publish_run(
         model_version=manifest.version,
         model_sha256=manifest.sha256,
         input_rows=input_rows,
-        scored_rows=scored_rows,
+        scored_rows=input_rows - rejected_rows,
         rejected_rows=rejected_rows,
         source_uri=plan.source_uri,
         started_at=datetime.fromisoformat(plan.started_at),
@@ -197,26 +223,15 @@ def publish_run(
     if rate > reject_threshold:
         message = (
             f"partition {plan.partition_key} of job {plan.job}: {rejected_rows} of {input_rows} rows ({rate:.2%}) "
-            f"failed validation, above the threshold of {reject_threshold:.2%}; most common: {_top_reasons(shards, duplicates)}. "
+            f"failed validation, above the threshold of {reject_threshold:.2%}; "
+            f"most common: {_top_reasons(shards, duplicates)}. "
             f"Nothing was published; the rejected rows are in rejected_records under run_id {plan.run_id}"
         )
         failed = store.RunRecord(**{**run.__dict__, "status": "failed", "message": message})
         store.record_failed_run(engine, failed, _rejects(shards, duplicates))
         raise RejectThresholdExceeded(message)
     store.publish(engine, run, _prediction_batches(shards, duplicates), _rejects(shards, duplicates))
-    summary = RunSummary(
-        run_id=run.run_id,
-        job=run.job,
-        partition_key=run.partition_key,
-        input_rows=input_rows,
-        scored_rows=scored_rows,
-        rejected_rows=rejected_rows,
-        model_name=run.model_name,
-        model_version=run.model_version,
-        status=run.status,
-    )
-    log.info("%s", summary.line())
-    return summary
+    return run
 
 
 def _duplicate_ids(shards: list[ShardResult]) -> Counter[str]:

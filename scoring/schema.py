@@ -348,12 +348,9 @@ def _check_id(frame: pd.DataFrame, id_field: str, required: bool) -> tuple[pd.Se
 def normalize_ids(column: pd.Series) -> pd.Series:
     """Record ids as text, so 256, 256.0 and "256" name the same record everywhere."""
     if pd.api.types.is_integer_dtype(column.dtype):
-        return (
-            column.astype("Int64")
-            .astype(object)
-            .where(column.notna(), None)
-            .map(lambda v: None if v is None else str(v))
-        )
+        if not column.hasnans:
+            return column.astype(str)
+        return pd.Series([None if pd.isna(v) else str(int(v)) for v in column], index=column.index, dtype=object)
     if pd.api.types.is_float_dtype(column.dtype):
         values = column.to_numpy(dtype=float, na_value=np.nan)
         return pd.Series([_float_id(v) for v in values], index=column.index, dtype=object)

@@ -6,8 +6,9 @@ INSERTs inside the same kind of transaction, so both give the same exactly-once 
 
 from __future__ import annotations
 
-import io
 import json
+import os
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,10 +16,12 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from scoring.tables import predictions, rejected_records, scoring_runs
 
 COPY_COLUMNS = ("job", "partition_key", "record_id", "prediction", "model_name", "model_version", "run_id", "scored_at")
+CSV_OPTIONS = pacsv.WriteOptions(include_header=False)
 COPY_SQL = f"COPY predictions ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
 
 
@@ -42,6 +45,10 @@ class RunRecord:
     message: str | None = None
 
 
+class DuplicateRecordIds(Exception):
+    """The partition holds a record id twice; the caller deduplicates and publishes again."""
+
+
 @dataclass(frozen=True)
 class PredictionBatch:
     """Scored rows of one staged batch, with the values every row of it shares."""
@@ -61,8 +68,10 @@ def publish(
         _lock_partition(conn, run.job, run.partition_key)
         where = (predictions.c.job == run.job) & (predictions.c.partition_key == run.partition_key)
         conn.execute(delete(predictions).where(where))
-        for batch in batches:
-            _insert_predictions(conn, run, batch)
+        if conn.dialect.name == "postgresql":
+            _copy_predictions(conn, run, batches)
+        else:
+            _insert_predictions(conn, run, batches)
         conn.execute(
             delete(rejected_records).where(
                 (rejected_records.c.job == run.job) & (rejected_records.c.partition_key == run.partition_key)
@@ -105,22 +114,51 @@ def _with_run_columns(run: RunRecord, batch: PredictionBatch) -> pa.Table:
     )
 
 
-def _insert_predictions(conn: Connection, run: RunRecord, batch: PredictionBatch) -> None:
-    if batch.rows.num_rows == 0:
-        return
-    table = _with_run_columns(run, batch)
-    if conn.dialect.name == "postgresql":
-        buffer = io.BytesIO()
-        pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
-        buffer.seek(0)
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.copy_expert(COPY_SQL, buffer)
-        finally:
-            cursor.close()
-        return
-    for rows in _row_dicts(table, 50_000):
-        conn.execute(insert(predictions), rows)
+def _copy_predictions(conn: Connection, run: RunRecord, batches: Iterable[PredictionBatch]) -> None:
+    """One COPY for the whole run, fed through a pipe by a thread that renders CSV batch by batch.
+
+    Arrow renders CSV without the GIL while the server parses and indexes the previous batch, so
+    the client-side work hides behind the server's.
+    """
+    import psycopg2.errors
+
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        with open(write_fd, "wb") as sink:
+            try:
+                for batch in batches:
+                    if batch.rows.num_rows:
+                        pacsv.write_csv(_with_run_columns(run, batch), sink, CSV_OPTIONS)
+            except BrokenPipeError:
+                pass  # the COPY failed and closed the pipe; its error is the one that matters
+            except BaseException as exc:  # re-raised in the caller's thread
+                failure.append(exc)
+
+    producer = threading.Thread(target=produce, name="copy-producer", daemon=True)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with open(read_fd, "rb") as source:
+            producer.start()
+            try:
+                cursor.copy_expert(COPY_SQL, source, size=1 << 20)
+            except psycopg2.errors.UniqueViolation as exc:
+                raise DuplicateRecordIds(str(exc).splitlines()[0]) from exc
+    finally:
+        cursor.close()
+        producer.join()
+    if failure:
+        raise failure[0]
+
+
+def _insert_predictions(conn: Connection, run: RunRecord, batches: Iterable[PredictionBatch]) -> None:
+    try:
+        for batch in batches:
+            for rows in _row_dicts(_with_run_columns(run, batch), 50_000):
+                conn.execute(insert(predictions), rows)
+    except IntegrityError as exc:
+        raise DuplicateRecordIds(str(exc.orig)) from exc
 
 
 def _row_dicts(table: pa.Table, size: int) -> Iterator[list[dict[str, object]]]:
