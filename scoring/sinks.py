@@ -41,6 +41,15 @@ class RetryPolicy:
     backoff_seconds: float = 0.05
     sleep: Callable[[float], None] = time.sleep
 
+    def send_in_batches(
+        self, messages: Sequence[OutputMessage], max_count: int, max_bytes: int, put: Callable[..., list[Refusal]]
+    ) -> list[ItemFailure]:
+        """Send every message with `put` in batches within the service's limits; the items finally refused."""
+        failures: list[ItemFailure] = []
+        for batch in batches(messages, max_count, max_bytes):
+            failures += self.send(batch, put)
+        return failures
+
     def send(
         self, batch: list[OutputMessage], put: Callable[[list[OutputMessage]], list[Refusal]]
     ) -> list[ItemFailure]:
@@ -110,10 +119,7 @@ class KinesisSink:
 
     def write(self, messages: Sequence[OutputMessage]) -> list[ItemFailure]:
         """Publish every message; the items whose message was still refused after retries."""
-        failures: list[ItemFailure] = []
-        for batch in batches(messages, KINESIS_MAX_RECORDS, KINESIS_MAX_BYTES):
-            failures += self.retry.send(batch, self._put)
-        return failures
+        return self.retry.send_in_batches(messages, KINESIS_MAX_RECORDS, KINESIS_MAX_BYTES, self._put)
 
     def _put(self, batch: list[OutputMessage]) -> list[Refusal]:
         response = self.client.put_records(
@@ -146,10 +152,7 @@ class SqsSink:
 
     def write(self, messages: Sequence[OutputMessage]) -> list[ItemFailure]:
         """Publish every message; the items whose message was still refused after retries."""
-        failures: list[ItemFailure] = []
-        for batch in batches(messages, SQS_MAX_MESSAGES, SQS_MAX_BYTES):
-            failures += self.retry.send(batch, self._send)
-        return failures
+        return self.retry.send_in_batches(messages, SQS_MAX_MESSAGES, SQS_MAX_BYTES, self._send)
 
     def _send(self, batch: list[OutputMessage]) -> list[Refusal]:
         entries = [self._entry(str(position), message) for position, message in enumerate(batch)]

@@ -118,10 +118,10 @@ def _reported_failures(response: Any) -> set[str] | None:
     if not isinstance(response, Mapping):
         return None
     entries = response.get("batchItemFailures") or []
-    ids = {entry.get("itemIdentifier") for entry in entries if isinstance(entry, Mapping)}
-    if len(ids) != len(entries) or not all(isinstance(i, str) and i for i in ids):
+    ids = [entry.get("itemIdentifier") if isinstance(entry, Mapping) else None for entry in entries]
+    if not all(isinstance(item_id, str) and item_id for item_id in ids):
         return None
-    return {str(i) for i in ids}
+    return {str(item_id) for item_id in ids}
 
 
 def poll(step: Callable[[], int], limits: PollLimits) -> None:

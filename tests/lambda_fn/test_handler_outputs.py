@@ -47,43 +47,47 @@ class RefuseRide:
         return {"Failed": [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError"} for e in refused]}
 
 
+@pytest.fixture
+def publishing_handler(cold_start, new_stream, read_stream, new_queue, drain_queue):
+    """A fresh handler publishing to a new Kinesis stream or SQS queue, and a reader of what it published."""
+
+    def start(output: str):
+        if output == "kinesis":
+            stream = new_stream()
+            handler = cold_start(SCORING_STREAM_OUTPUT="kinesis", SCORING_OUTPUT_STREAM=stream)
+            return handler, lambda: read_stream(stream)
+        queue = new_queue()
+        handler = cold_start(SCORING_STREAM_OUTPUT="sqs", SCORING_OUTPUT_QUEUE_URL=queue)
+        return handler, lambda: drain_queue(queue)
+
+    return start
+
+
 def good_ids(event: dict) -> list:
     return [256, 257, "ride-261"] if "kinesis" in event["Records"][0] else [256, 258]
 
 
 @pytest.mark.parametrize("output", ["kinesis", "sqs"])
-def test_outputs_are_published_and_also_returned(
-    output, recorded_event, cold_start, new_stream, read_stream, new_queue, drain_queue
-):
+def test_outputs_are_published_and_also_returned(output, recorded_event, publishing_handler):
     # Given a handler configured to publish to Kinesis or SQS
-    if output == "kinesis":
-        stream = new_stream()
-        handler = cold_start(SCORING_STREAM_OUTPUT="kinesis", SCORING_OUTPUT_STREAM=stream)
-    else:
-        queue = new_queue()
-        handler = cold_start(SCORING_STREAM_OUTPUT="sqs", SCORING_OUTPUT_QUEUE_URL=queue)
+    handler, published_messages = publishing_handler(output)
     event = recorded_event("kinesis_rides.json")
     # When it handles a recorded event
     response = handler.lambda_handler(event, None)
     # Then what it published is what it returned, one message per good ride
-    published = read_stream(stream) if output == "kinesis" else drain_queue(queue)
+    published = published_messages()
     assert published == response["predictions"]
     assert [m["prediction"]["ride_id"] for m in published] == good_ids(event)
 
 
 @pytest.mark.parametrize(("output", "event_file"), [("kinesis", "kinesis_rides.json"), ("sqs", "sqs_rides.json")])
 def test_an_output_that_cannot_be_written_is_reported_with_the_poison_records(
-    output, event_file, recorded_event, cold_start, new_stream, read_stream, new_queue, drain_queue
+    output, event_file, recorded_event, cold_start, publishing_handler
 ):
     # Given the event's poison records, and a handler whose output refuses ride 256 on every attempt (simulated)
     event = recorded_event(event_file)
     poison = [f["itemIdentifier"] for f in cold_start().lambda_handler(event, None)["batchItemFailures"]]
-    if output == "kinesis":
-        stream = new_stream()
-        handler = cold_start(SCORING_STREAM_OUTPUT="kinesis", SCORING_OUTPUT_STREAM=stream)
-    else:
-        queue = new_queue()
-        handler = cold_start(SCORING_STREAM_OUTPUT="sqs", SCORING_OUTPUT_QUEUE_URL=queue)
+    handler, published_messages = publishing_handler(output)
     handler.SINK.client = RefuseRide(handler.SINK.client, 256)
     handler.SINK.retry.sleep = lambda seconds: None
     # When the event is handled
@@ -93,7 +97,7 @@ def test_an_output_that_cannot_be_written_is_reported_with_the_poison_records(
     ride_256_item = first["kinesis"]["sequenceNumber"] if output == "kinesis" else first["messageId"]
     assert response["batchItemFailures"] == [{"itemIdentifier": i} for i in [ride_256_item, *poison]]
     # And the other good rides are published and returned, ride 256 in neither
-    published = read_stream(stream) if output == "kinesis" else drain_queue(queue)
+    published = published_messages()
     assert published == response["predictions"]
     assert [m["prediction"]["ride_id"] for m in published] == good_ids(event)[1:]
 
