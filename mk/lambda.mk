@@ -6,10 +6,14 @@ LAMBDA_ZIP ?= build/lambda.zip
 LAMBDA_BUNDLE ?=
 LAMBDA_IMAGE ?= ride-scoring-lambda
 
-.PHONY: lambda-zip lambda-image
+.PHONY: lambda-zip lambda-image bench-stream
 
 lambda-zip: install
 	$(BIN)/python lambda/build_zip.py --python-version $(LAMBDA_PYTHON) --out $(LAMBDA_ZIP) $(if $(LAMBDA_BUNDLE),--bundle $(LAMBDA_BUNDLE))
 
 lambda-image:
 	docker build -f lambda/Dockerfile --build-arg PYTHON_VERSION=$(LAMBDA_PYTHON) -t $(LAMBDA_IMAGE) .
+
+# The 100-record handler vs the tutorial's per-record loop, and cold starts (run lambda-zip first to include the zip's).
+bench-stream: install
+	$(BIN)/python bench/stream.py
