@@ -1,0 +1,44 @@
+"""Prepare a bench/online.sh run: train the demo bundle and write the request bodies into a work directory.
+
+python bench/online_setup.py WORKDIR   # -> WORKDIR/bundle/, WORKDIR/single.json, WORKDIR/batch100.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from scoring.synthetic import generate_rides
+from scoring.training import train_demo_bundle
+
+# The classic tutorial payload, sent as is.
+SINGLE_RECORD = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
+BATCH_SIZE = 100
+
+
+def batch_records(count: int) -> list[dict[str, object]]:
+    """`count` synthetic rides as /predict records, with ids, so the batch looks like real traffic."""
+    rides = generate_rides(count, start=datetime(2026, 3, 1, tzinfo=timezone.utc), span=timedelta(hours=1), seed=7)
+    return [
+        {
+            "ride_id": int(row.ride_id),
+            "PULocationID": int(row.PULocationID),
+            "DOLocationID": int(row.DOLocationID),
+            "trip_distance": float(row.trip_distance),
+        }
+        for row in rides.itertuples(index=False)
+    ]
+
+
+def main(workdir: str) -> int:
+    root = Path(workdir)
+    train_demo_bundle(str(root / "bundle"))
+    (root / "single.json").write_text(json.dumps(SINGLE_RECORD))
+    (root / "batch100.json").write_text(json.dumps({"records": batch_records(BATCH_SIZE)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,20 @@
+# Online service (webservice/): serve it under gunicorn, load-test it with wrk, build its image.
+# The service reads SCORING_* and GUNICORN_* variables (see webservice/gunicorn.conf.py); PORT defaults to 8000.
+WEB_BUNDLE ?= var/models/ride_duration/1
+WEB_IMAGE ?= ride-scoring-web
+
+.PHONY: serve bench-online web-image
+
+# Without SCORING_MODEL_URI, serve the demo bundle, training it first if it is missing.
+serve: install $(if $(SCORING_MODEL_URI),,$(WEB_BUNDLE)/model.json)
+	SCORING_MODEL_URI=$${SCORING_MODEL_URI:-$(WEB_BUNDLE)} $(BIN)/gunicorn -c webservice/gunicorn.conf.py webservice.wsgi:app
+
+$(WEB_BUNDLE)/model.json: | install
+	$(BIN)/python -c 'from scoring.training import train_demo_bundle; train_demo_bundle("$(WEB_BUNDLE)")'
+
+# Needs wrk (apt-get install -y wrk); trains its own bundle and starts its own server on a free port.
+bench-online: install
+	PYTHON=$(BIN)/python bench/online.sh
+
+web-image:
+	docker build -f webservice/Dockerfile -t $(WEB_IMAGE) .

@@ -1,0 +1,46 @@
+"""The online adapter: a Flask app around an already-loaded scoring Predictor.
+
+app = create_app()                           # settings from SCORING_* variables, bundle from SCORING_MODEL_URI
+app = create_app(settings, bundle=bundle)    # tests and embedders pass their own
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from scoring.bundle import ModelBundle
+from scoring.settings import Settings
+from webservice.api import api
+from webservice.errors import register_error_handler
+from webservice.metrics import Metrics, time_requests
+from webservice.openapi import build_openapi
+from webservice.readiness import DatabaseProbe, database_to_check
+from webservice.service import EXTENSION_KEY, Service, coalescer_for, load_predictor
+
+
+def create_app(settings: Settings | None = None, bundle: ModelBundle | None = None) -> Flask:
+    """Build the app: read settings, load the model once, wire endpoints, errors and metrics."""
+    settings = settings if settings is not None else Settings.from_env()
+    app = Flask(__name__)
+    # Werkzeug refuses a longer Content-Length and stops reading a chunked body here; the extra
+    # byte lets /predict tell a chunked body that was cut off from one that fitted (api.read_body).
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes + 1
+    # Keep keys in the order written: {"duration", "model_name", "model_version"}, predictions first.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    predictor, load_error = load_predictor(settings, bundle)
+    database_url = database_to_check(settings)
+    metrics = Metrics()
+    app.extensions[EXTENSION_KEY] = Service(
+        settings=settings,
+        predictor=predictor,
+        load_error=load_error,
+        database=DatabaseProbe(database_url) if database_url else None,
+        metrics=metrics,
+        openapi=build_openapi(predictor.bundle.manifest if predictor else None, settings),
+        coalescer=coalescer_for(predictor, settings),
+    )
+    register_error_handler(app, metrics.count_error)
+    time_requests(app, metrics)
+    app.register_blueprint(api)
+    return app

@@ -1,0 +1,83 @@
+"""gunicorn settings for the prediction service: `gunicorn -c webservice/gunicorn.conf.py webservice.wsgi:app`.
+
+Every value can be overridden from the environment (GUNICORN_* or PORT), so the same file serves
+`make serve`, the Dockerfile, the tests and bench/online.sh. Nothing from the webservice package is
+imported here: prometheus_client must not be imported before PROMETHEUS_MULTIPROC_DIR is set below.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+
+def env_int(name: str, default: int) -> int:
+    """An integer from the environment; unset or empty keeps the default."""
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.strip() else default
+
+
+def env_text(name: str, default: str) -> str:
+    """A string from the environment; unset or empty keeps the default."""
+    return os.environ.get(name, "").strip() or default
+
+
+def usable_cores() -> int:
+    """CPUs this process may use: its affinity mask, lowered to a container's cgroup v2 CPU quota if one is set."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as limits:
+            quota, period = limits.read().split()
+        if quota != "max":
+            cores = min(cores, max(1, round(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota here: the affinity mask is the limit
+    return cores
+
+
+# Workers: scoring is CPU work under the GIL, so one process per usable core; more processes only take
+# turns on the same cores. Threads: requests waiting in a worker are scored together by one call
+# (webservice/batching.py), which costs about as much as scoring one, so a few threads per worker
+# multiply throughput under concurrency without making a lone request wait. On 2 shared cores with
+# wrk (bench/online.sh), 2 workers x 8 threads gave ~3-4x the single-record and ~2x the 100-record
+# throughput of 3 sync workers; 3 x 8 and 2 x 16 were no better than 2 x 8.
+workers = env_int("GUNICORN_WORKERS", usable_cores())
+threads = env_int("GUNICORN_THREADS", 8)
+bind = env_text("GUNICORN_BIND", f"0.0.0.0:{env_int('PORT', 8000)}")
+# The model is loaded once in the master, before the fork; workers share its pages copy-on-write.
+preload_app = True
+# A worker silent for this long is killed and replaced; the slowest legitimate request takes milliseconds.
+timeout = env_int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = env_int("GUNICORN_KEEPALIVE", 5)
+# Access log to stdout by default, where containers are expected to write; "off" turns it off.
+accesslog = None if env_text("GUNICORN_ACCESS_LOG", "-") == "off" else env_text("GUNICORN_ACCESS_LOG", "-")
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
+errorlog = "-"
+loglevel = env_text("GUNICORN_LOG_LEVEL", "info")
+# Heartbeat files in memory: a container's overlay filesystem can stall them and get healthy workers killed.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# gunicorn >= 25 opens a control socket at one fixed path per user; several instances on a host
+# (tests, benchmarks, `make serve`) would take it from each other, and nothing here uses it.
+control_socket_disable = True
+
+# Prometheus in multiprocess mode: each worker writes its samples under this directory and /metrics sums
+# them. It must be set before the app (and prometheus_client) is imported, which is why it is set here.
+_own_metrics_dir = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _own_metrics_dir = tempfile.mkdtemp(prefix="scoring-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges so they stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory this file created."""
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
