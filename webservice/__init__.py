@@ -15,7 +15,7 @@ from webservice.errors import register_error_handler
 from webservice.metrics import Metrics, time_requests
 from webservice.openapi import build_openapi
 from webservice.readiness import DatabaseProbe, database_to_check
-from webservice.service import EXTENSION_KEY, Service, coalescer_for, load_predictor
+from webservice.service import EXTENSION_KEY, Service, load_model
 
 
 def create_app(settings: Settings | None = None, bundle: ModelBundle | None = None) -> Flask:
@@ -28,17 +28,15 @@ def create_app(settings: Settings | None = None, bundle: ModelBundle | None = No
     # Keep keys in the order written: {"duration", "model_name", "model_version"}, predictions first.
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    predictor, load_error = load_predictor(settings, bundle)
+    model = load_model(settings, bundle)
     database_url = database_to_check(settings)
     metrics = Metrics()
     app.extensions[EXTENSION_KEY] = Service(
         settings=settings,
-        predictor=predictor,
-        load_error=load_error,
+        model=model,
         database=DatabaseProbe(database_url) if database_url else None,
         metrics=metrics,
-        openapi=build_openapi(predictor.bundle.manifest if predictor else None, settings),
-        coalescer=coalescer_for(predictor, settings),
+        openapi=build_openapi(model.manifest if model else None, settings),
     )
     register_error_handler(app, metrics.count_error)
     time_requests(app, metrics)

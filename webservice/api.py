@@ -20,10 +20,11 @@ api = Blueprint("api", __name__)
 def predict() -> dict[str, Any]:
     """Score one flat record, or `{"records": [...]}` in order, with one vectorised predict."""
     service = current_service()
-    manifest = service.require_predictor().bundle.manifest
+    model = service.require_model()
+    manifest = model.manifest
     require_json(request.mimetype)
     body = parse_predict_body(read_body(service.settings.max_request_bytes), service.settings.max_request_records)
-    outcomes = service.score(body.scorable(manifest))
+    outcomes = model.score(body.scorable(manifest))
     require_scored(outcomes, body.records, manifest.id_field)
     service.metrics.count_predictions(len(outcomes), manifest.name, manifest.version)
     if body.batch:
@@ -49,7 +50,7 @@ def read_body(max_bytes: int) -> bytes:
 def model() -> dict[str, Any]:
     """The loaded bundle's manifest (name, version, sha256, inputs...) and this service's request limits."""
     service = current_service()
-    manifest = service.require_predictor().bundle.manifest
+    manifest = service.require_model().manifest
     limits = {"max_records": service.settings.max_request_records, "max_bytes": service.settings.max_request_bytes}
     return {**manifest.to_json(), "limits": limits}
 
@@ -64,7 +65,7 @@ def health() -> dict[str, str]:
 def ready() -> tuple[Response, int]:
     """Readiness: the model is loaded and, when one is configured, the database answers."""
     service = current_service()
-    checks = {"model": "ok" if service.predictor is not None else "not loaded"}
+    checks = {"model": "ok" if service.model is not None else "not loaded"}
     if service.database is not None:
         checks["database"] = service.database.check().detail
     is_ready = all(detail == "ok" for detail in checks.values())

@@ -39,9 +39,9 @@ def usable_cores() -> int:
 # Workers: scoring is CPU work under the GIL, so one process per usable core; more processes only take
 # turns on the same cores. Threads: requests waiting in a worker are scored together by one call
 # (webservice/batching.py), which costs about as much as scoring one, so a few threads per worker
-# multiply throughput under concurrency without making a lone request wait. On 2 shared cores with
-# wrk (bench/online.sh), 2 workers x 8 threads gave ~3-4x the single-record and ~2x the 100-record
-# throughput of 3 sync workers; 3 x 8 and 2 x 16 were no better than 2 x 8.
+# cut the CPU each request needs without making a lone request wait. Server CPU per request at
+# concurrency 32 on this 2-core machine (bench/online.sh), single-record / 100-record:
+#   2 workers x 8 threads 2.1 / 3.7 ms;  3 x 8 2.2 / 3.7 ms;  2 x 4 3.0 / 5.0 ms;  3 sync workers 4.2 / 6.9 ms.
 workers = env_int("GUNICORN_WORKERS", usable_cores())
 threads = env_int("GUNICORN_THREADS", 8)
 bind = env_text("GUNICORN_BIND", f"0.0.0.0:{env_int('PORT', 8000)}")

@@ -1,4 +1,4 @@
-"""What one running app holds: settings, the predictor loaded once, probes and metrics."""
+"""What one running app holds: settings, the model loaded once, probes and metrics."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import current_app
 
-from scoring.bundle import ModelBundle, load_bundle
+from scoring.bundle import Manifest, ModelBundle, load_bundle
 from scoring.errors import ModelLoadError
 from scoring.predict import Predictor
 from scoring.records import RecordOutcome, score_records
@@ -24,44 +24,57 @@ log = logging.getLogger(__name__)
 EXTENSION_KEY = "scoring"
 
 
-@dataclass
+@dataclass(frozen=True)
+class LoadedModel:
+    """A predictor and the coalescer feeding it: everything /predict needs from the model."""
+
+    predictor: Predictor
+    coalescer: RequestCoalescer
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.predictor.bundle.manifest
+
+    def score(self, records: Sequence[Any]) -> list[RecordOutcome]:
+        """One outcome per record, scored together with whatever other requests of this process are waiting."""
+        return self.coalescer.score(records)
+
+
+@dataclass(frozen=True)
 class Service:
     """The composition root's products, kept on the app (never in module globals)."""
 
     settings: Settings
-    predictor: Predictor | None
-    load_error: str | None
+    model: LoadedModel | None
     database: DatabaseProbe | None
     metrics: Metrics
     openapi: dict[str, Any]
-    coalescer: RequestCoalescer | None
 
-    def require_predictor(self) -> Predictor:
-        """The predictor, or ModelLoadError when the bundle could not be loaded at startup."""
-        if self.predictor is None:
-            raise ModelLoadError(self.load_error or "no model bundle loaded")
-        return self.predictor
-
-    def score(self, records: Sequence[Any]) -> list[RecordOutcome]:
-        """One outcome per record, scored together with whatever other requests of this process are waiting."""
-        self.require_predictor()
-        assert self.coalescer is not None  # built whenever the predictor is
-        return self.coalescer.score(records)
+    def require_model(self) -> LoadedModel:
+        """The loaded model, or ModelLoadError when it could not be loaded at startup (the log says why)."""
+        if self.model is None:
+            raise ModelLoadError("no model loaded")
+        return self.model
 
 
-def load_predictor(settings: Settings, bundle: ModelBundle | None) -> tuple[Predictor | None, str | None]:
-    """A predictor for `bundle`, or for the bundle at settings.model_uri; on failure, None and the reason.
+def load_model(settings: Settings, bundle: ModelBundle | None) -> LoadedModel | None:
+    """The model from `bundle`, or from settings.model_uri, warmed up; None (and one log line) if that fails.
 
-    A service without its model still starts: /health answers, /ready says 503 and why, and an
-    orchestrator keeps traffic on the previous version instead of watching a crash loop.
+    A service without its model still starts: /health answers, /ready says 503, and an orchestrator
+    keeps traffic on the previous version instead of watching a crash loop.
     """
     try:
         predictor = Predictor(bundle if bundle is not None else load_bundle(settings.model_uri))
+        warm_up(predictor)
     except ModelLoadError as exc:
         log.error("model bundle not loaded: %s", exc)
-        return None, str(exc)
-    warm_up(predictor)
-    return predictor, None
+        return None
+    except Exception:
+        # A model that cannot score one plausible record must not take traffic either.
+        log.exception("model bundle loaded but its warm-up prediction failed")
+        return None
+    coalescer = RequestCoalescer(lambda records: score_records(predictor, records), settings.max_request_records)
+    return LoadedModel(predictor, coalescer)
 
 
 def warm_up(predictor: Predictor) -> None:
@@ -74,13 +87,6 @@ def warm_up(predictor: Predictor) -> None:
             lowest = spec.minimum if spec.minimum is not None else 0
             record[spec.name] = math.ceil(lowest) if spec.type == "integer" else float(lowest)
     score_records(predictor, [record])
-
-
-def coalescer_for(predictor: Predictor | None, settings: Settings) -> RequestCoalescer | None:
-    """A coalescer scoring with `predictor`, capped at one maximal request's worth of records per call."""
-    if predictor is None:
-        return None
-    return RequestCoalescer(lambda records: score_records(predictor, records), settings.max_request_records)
 
 
 def current_service() -> Service:

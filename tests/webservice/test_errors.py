@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from tests.webservice.conftest import TUTORIAL_RIDE
+from webservice.service import LoadedModel
 
 
 def error_of(response) -> dict:
@@ -174,10 +176,10 @@ def test_routing_errors_are_json_too(client, method, path, status, code):
 
 def test_an_unexpected_failure_is_an_opaque_500_logged_with_its_traceback(app, client, monkeypatch, caplog):
     # Given a scoring call that fails in a way nobody anticipated
-    def explode(records):
+    def explode(model, records):
         raise RuntimeError("disk /srv/secret/models is gone")
 
-    monkeypatch.setattr(app.extensions["scoring"], "score", explode)
+    monkeypatch.setattr(LoadedModel, "score", explode)
     # When a request arrives
     response = client.post("/predict", json=TUTORIAL_RIDE)
     # Then the client learns nothing internal, and the log has the whole story
@@ -195,3 +197,17 @@ def test_without_a_model_predict_is_503_and_health_still_answers(make_app, tmp_p
     assert str(tmp_path) not in response.get_data(as_text=True)
     assert client.get("/model").status_code == 503
     assert client.get("/health").status_code == 200
+
+
+class BrokenEstimator:
+    """Unpickles fine, fails on every prediction."""
+
+    def predict(self, matrix):
+        raise ValueError("estimator cannot predict")
+
+
+def test_a_model_that_cannot_predict_never_becomes_ready(make_app, demo_bundle):
+    client = make_app(bundle=replace(demo_bundle, model=BrokenEstimator())).test_client()
+    assert client.get("/ready").status_code == 503
+    response = client.post("/predict", json=TUTORIAL_RIDE)
+    assert (response.status_code, error_of(response)["code"]) == (503, "model_unavailable")
