@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from webservice.auth import requires_api_key
 from webservice.errors import ApiError
-from webservice.openapi import OPENAPI_PATH
+from webservice.openapi import OPENAPI_PATH, record_schema
 from webservice.payload import parse_predict_body, render_batch, render_single, require_json, require_scored
 from webservice.service import current_service
 
@@ -48,11 +48,11 @@ def read_body(max_bytes: int) -> bytes:
 @api.get("/model")
 @requires_api_key
 def model() -> dict[str, Any]:
-    """The loaded bundle's manifest (name, version, sha256, inputs...) and this service's request limits."""
+    """The loaded bundle's manifest (name, version, sha256, inputs...), a record's JSON Schema, and the request limits."""
     service = current_service()
     manifest = service.require_model().manifest
     limits = {"max_records": service.settings.max_request_records, "max_bytes": service.settings.max_request_bytes}
-    return {**manifest.to_json(), "limits": limits}
+    return {**manifest.to_json(), "input_schema": record_schema(manifest), "limits": limits}
 
 
 @api.get("/health")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import jsonschema
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -77,6 +78,7 @@ content_types = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 def test_generated_requests_never_get_a_5xx(make_app, predictor):
     client = make_app(max_request_records=10).test_client()
     document = client.get("/openapi.json").get_json()

@@ -90,6 +90,10 @@ def test_model_describes_the_loaded_bundle(client, demo_bundle):
         ("trip_distance", "number", True),
     ]
     assert body["limits"] == {"max_records": 1000, "max_bytes": 1_048_576}
+    # The JSON Schema of one record accepts the tutorial payload and refuses what the validator refuses.
+    jsonschema.validate(TUTORIAL_RIDE, body["input_schema"])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**TUTORIAL_RIDE, "DOLocationID": 10.7}, body["input_schema"])
 
 
 def samples(client) -> dict[tuple[str, tuple], float]:
