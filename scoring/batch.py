@@ -25,7 +25,7 @@ from scoring import store
 from scoring.bundle import Manifest
 from scoring.errors import PublishError, RejectThresholdExceeded
 from scoring.partitions import PartitionKey
-from scoring.predict import Predictor
+from scoring.predict import NON_FINITE_PREDICTION, Predictor
 from scoring.reader import list_partition_files, partition_uri, read_chunks
 from scoring.staging import PREDICTION_SCHEMA, REJECT_SCHEMA, ShardResult, StagedWriter, read_staged, shard_prefix
 
@@ -43,6 +43,9 @@ class RunPlan:
     files: list[str]
     staging_root: str
     started_at: str
+    # The bundle every shard must use; a shard that loads another sha256 refuses to score.
+    model_uri: str = ""
+    model_sha256: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -85,7 +88,15 @@ def new_run_id() -> str:
 
 
 def plan_run(
-    *, job: str, partition: PartitionKey, input_root: str, dataset: str, staging_root: str, run_id: str | None = None
+    *,
+    job: str,
+    partition: PartitionKey,
+    input_root: str,
+    dataset: str,
+    staging_root: str,
+    run_id: str | None = None,
+    model_uri: str = "",
+    model_sha256: str = "",
 ) -> RunPlan:
     """List the partition's files (PartitionNotFound if there are none) and fix the run's identity."""
     return RunPlan(
@@ -96,6 +107,8 @@ def plan_run(
         files=list_partition_files(input_root, dataset, partition),
         staging_root=staging_root,
         started_at=datetime.now(timezone.utc).isoformat(),
+        model_uri=model_uri,
+        model_sha256=model_sha256,
     )
 
 
@@ -108,6 +121,7 @@ def score_shard(
     on_rows: Callable[[int], None] | None = None,
 ) -> ShardResult:
     """Validate and score one input file chunk by chunk, staging predictions and rejected rows."""
+    _check_model(plan, predictor.bundle.manifest)
     source = plan.files[index]
     prefix = plan.shard_prefix(index)
     scored = StagedWriter(f"{prefix}.predictions.parquet", PREDICTION_SCHEMA)
@@ -119,13 +133,11 @@ def score_shard(
     for chunk in read_chunks(source, chunk_rows):
         frame = chunk.table.select([c for c in wanted if c in chunk.table.column_names]).to_pandas()
         result = schema.validate_frame(frame, require_id=True, text_input=chunk.text_input)
-        values = predictor.predict(result.valid)
+        valid, values, reasons = _keep_finite(result.valid, predictor.predict(result.valid), result.rejected)
         scored.write(
-            pa.table(
-                {"record_id": pa.array(result.valid[id_field], pa.string()), "prediction": values}, PREDICTION_SCHEMA
-            )
+            pa.table({"record_id": pa.array(valid[id_field], pa.string()), "prediction": values}, PREDICTION_SCHEMA)
         )
-        rejected.write(_reject_table(chunk.table, result.rejected, frame, id_field))
+        rejected.write(_reject_table(chunk.table, reasons, frame, id_field))
         input_rows += chunk.table.num_rows
         if on_rows:
             on_rows(chunk.table.num_rows)
@@ -140,6 +152,25 @@ def score_shard(
         rejects_uri=rejected.uri,
         scored_at=datetime.now(timezone.utc).isoformat(),
     )
+
+
+def _keep_finite(
+    valid: pd.DataFrame, values: np.ndarray, rejected: pd.Series
+) -> tuple[pd.DataFrame, np.ndarray, pd.Series]:
+    """Move rows whose prediction overflowed to the rejects: infinity is not a duration to store."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return valid, values, rejected
+    overflowed = pd.Series(NON_FINITE_PREDICTION, index=valid.index[~finite], dtype=object)
+    return valid[finite], values[finite], pd.concat([rejected, overflowed]).sort_index()
+
+
+def _check_model(plan: RunPlan, manifest: Manifest) -> None:
+    if plan.model_sha256 and manifest.sha256 != plan.model_sha256:
+        raise PublishError(
+            f"run {plan.run_id} was planned with model sha256 {plan.model_sha256[:12]} but {manifest.name} "
+            f"v{manifest.version} has {manifest.sha256[:12]}: the bundle changed mid-run; rerun the partition"
+        )
 
 
 def _reject_table(raw: pa.Table, reasons: pd.Series, frame: pd.DataFrame, id_field: str) -> pa.Table:
@@ -167,6 +198,7 @@ def publish_run(
     reject_threshold: float,
 ) -> RunSummary:
     """Publish every shard of the run in one transaction, or record a failed run and raise."""
+    _check_model(plan, manifest)
     if len(shards) != len(plan.files):
         raise PublishError(f"run {plan.run_id} planned {len(plan.files)} shards but {len(shards)} were scored")
     for shard in shards:
@@ -318,8 +350,16 @@ def score_partition(
     on_rows: Callable[[int], None] | None = None,
 ) -> RunSummary:
     """Plan, score every shard in this process, and publish: the whole run, for the CLI and tests."""
+    manifest = predictor.bundle.manifest
     plan = plan_run(
-        job=job, partition=partition, input_root=input_root, dataset=dataset, staging_root=staging_root, run_id=run_id
+        job=job,
+        partition=partition,
+        input_root=input_root,
+        dataset=dataset,
+        staging_root=staging_root,
+        run_id=run_id,
+        model_uri=predictor.bundle.uri,
+        model_sha256=manifest.sha256,
     )
     shards = [score_shard(predictor, plan, i, chunk_rows=chunk_rows, on_rows=on_rows) for i in range(len(plan.files))]
-    return publish_run(engine, plan, shards, predictor.bundle.manifest, reject_threshold=reject_threshold)
+    return publish_run(engine, plan, shards, manifest, reject_threshold=reject_threshold)

@@ -109,8 +109,8 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_bundle(uri: str) -> ModelBundle:
-    """Read, verify and unpickle the bundle at `uri` (a directory or s3:// prefix)."""
+def read_manifest(uri: str) -> Manifest:
+    """The bundle's manifest alone (no unpickling), checked for shape and a known recipe."""
     manifest_uri = storage.join(uri, MANIFEST_NAME)
     try:
         manifest_raw = json.loads(storage.read_bytes(manifest_uri))
@@ -127,6 +127,12 @@ def load_bundle(uri: str) -> ModelBundle:
         get_recipe(manifest.features)
     except UnknownRecipe as exc:
         raise ModelLoadError(f"{manifest_uri}: {exc}") from exc
+    return manifest
+
+
+def load_bundle(uri: str) -> ModelBundle:
+    """Read, verify and unpickle the bundle at `uri` (a directory or s3:// prefix)."""
+    manifest = read_manifest(uri)
     artifact_uri = storage.join(uri, manifest.artifact)
     try:
         data = storage.read_bytes(artifact_uri)

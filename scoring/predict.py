@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
@@ -12,13 +10,9 @@ from scoring.bundle import ModelBundle
 from scoring.features import Recipe, get_recipe, records_for_vectorizer
 from scoring.vectorize import transform_columns
 
-
-@dataclass(frozen=True)
-class Prediction:
-    """Predictions for validated rows, aligned with the rows' index."""
-
-    values: np.ndarray
-    index: pd.Index
+# Extreme but valid inputs (a distance of 1e308) can overflow a linear model; such a row is
+# rejected like invalid input rather than stored or answered as infinity.
+NON_FINITE_PREDICTION = "the model's prediction is not finite (an input is far outside the training range)"
 
 
 class Predictor:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scoring.predict import Predictor
+from scoring.predict import NON_FINITE_PREDICTION, Predictor
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,12 @@ def score_records(predictor: Predictor, records: Sequence[object]) -> list[Recor
     predictions = predictor.predict(validation.valid)
     id_field = predictor.schema.id_field
     outcomes: dict[int, RecordOutcome] = {}
-    ids = validation.valid[id_field] if id_field else None
-    for row, (position, value) in enumerate(zip(validation.valid.index, predictions, strict=True)):
-        record_id = ids.iloc[row] if ids is not None else None
-        outcomes[int(position)] = RecordOutcome(int(position), record_id, prediction=float(value))
+    ids = validation.valid[id_field].tolist() if id_field else [None] * len(validation.valid)
+    for position, record_id, value in zip(validation.valid.index.tolist(), ids, predictions.tolist(), strict=True):
+        if math.isfinite(value):
+            outcomes[position] = RecordOutcome(position, record_id, prediction=value)
+        else:
+            outcomes[position] = RecordOutcome(position, record_id, error=NON_FINITE_PREDICTION)
     for position, reason in validation.rejected.items():
         record = records[int(position)]
         raw_id = record.get(id_field) if (id_field and isinstance(record, dict)) else None

@@ -24,6 +24,7 @@ import pandas as pd
 from scoring.errors import InvalidInput
 
 FIELD_TYPES = ("integer", "number", "string")
+MAX_EXACT_INTEGER = 2**53
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,11 @@ class InputSchema:
             i: f"record is {_type_name(r)}, not an object" for i, r in enumerate(records) if not isinstance(r, dict)
         }
         rows = [r if isinstance(r, dict) else {} for r in records]
-        # dtype=object keeps True a bool and 10 an int: the checks below need the JSON types as sent.
-        frame = pd.DataFrame.from_records(rows, index=range(len(rows)), columns=_all_keys(rows)).astype(object)
+        # Object columns keep True a bool and 10 an int (and 2**53 + 1 exact): the checks need the JSON types as sent.
+        frame = pd.DataFrame(
+            {key: pd.Series([row.get(key) for row in rows], dtype=object) for key in _all_keys(rows)},
+            index=range(len(rows)),
+        )
         absent = {name: np.array([name not in row for row in rows], dtype=bool) for name in self.field_names}
         result = self.validate_frame(frame, absent=absent)
         if not not_objects:
@@ -239,6 +243,10 @@ def _check_number(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple
         fractional = finite & (np.floor(numeric) != numeric)
         if fractional.any():
             reasons[fractional] = [f"field '{spec.name}': {_fmt(v)} is not an integer" for v in numeric[fractional]]
+        # Beyond 2**53 a float64 no longer holds every integer, so the value would silently change.
+        too_large = finite & ~fractional & (np.abs(numeric) > MAX_EXACT_INTEGER)
+        if too_large.any():
+            reasons[too_large] = f"field '{spec.name}': is too large for an integer (limit 2**53)"
     if spec.minimum is not None:
         below = finite & (numeric < spec.minimum)
         if below.any():
@@ -311,7 +319,10 @@ def _classify_objects(column: pd.Series, spec: FieldSpec) -> tuple[np.ndarray, p
             problem.iat[i] = f"field '{spec.name}': expected {_expected(spec)}, got a boolean"
             any_problem = True
         elif isinstance(v, numbers.Real):
-            out[i] = float(v)
+            try:
+                out[i] = float(v)
+            except OverflowError:  # an integer of hundreds of digits
+                out[i] = math.inf
         else:
             problem.iat[i] = f"field '{spec.name}': expected {_expected(spec)}, got {_type_name(v)}"
             any_problem = True

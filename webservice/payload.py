@@ -15,7 +15,6 @@ from scoring.records import RecordOutcome
 from webservice.errors import ApiError
 
 BATCH_KEY = "records"
-NOT_FINITE = "the model's prediction is not a finite number (input outside the model's range)"
 # A double holds at most about 1.8e308, so longer integer literals are read as floats (infinity when too large,
 # which the validator refuses by name); as ints they would overflow inside the validator or hit Python's digit limit.
 MAX_INTEGER_DIGITS = 308
@@ -95,14 +94,12 @@ def parse_predict_body(body: bytes, max_records: int) -> PredictRequest:
 
 
 def require_scored(outcomes: Sequence[RecordOutcome], records: Sequence[Any], id_field: str) -> None:
-    """Raise InvalidInput naming every record that was rejected or whose prediction is unusable."""
-    problems = []
-    for outcome in outcomes:
-        reason = outcome.error
-        if reason is None and not math.isfinite(outcome.prediction):
-            reason = NOT_FINITE
-        if reason is not None:
-            problems.append((outcome.position, client_id(records[outcome.position], outcome, id_field), reason))
+    """Raise InvalidInput naming every record the core rejected (invalid input, or a prediction that overflowed)."""
+    problems = [
+        (outcome.position, client_id(records[outcome.position], outcome, id_field), outcome.error)
+        for outcome in outcomes
+        if outcome.error is not None
+    ]
     if problems:
         raise InvalidInput(f"record {problems[0][0]}: {problems[0][2]}", problems)
 

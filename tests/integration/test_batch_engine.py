@@ -132,3 +132,12 @@ def test_values_are_stored_without_loss(pg_engine, predictor, tmp_path):
         predictor.predict(predictor.schema.validate_frame(rides).valid), index=rides["ride_id"].astype(str)
     )
     assert table["prediction"].tolist() == expected.loc[table["record_id"]].tolist()
+
+
+def test_a_row_whose_prediction_overflows_is_quarantined(engine, predictor, tmp_path):
+    rides = make_rides(300)
+    rides.loc[5, "trip_distance"] = 1e308
+    write_rides(str(tmp_path / "in"), rides, files=1)
+    summary = run(predictor, engine, str(tmp_path / "in"), str(tmp_path / "stage"))
+    assert (summary.scored_rows, summary.rejected_rows) == (299, 1)
+    assert "not finite" in rejects(engine)["reason"].iloc[0]

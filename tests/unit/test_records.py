@@ -22,3 +22,9 @@ def test_each_record_gets_its_own_outcome_in_order(predictor):
 
 def test_no_records_no_outcomes(predictor):
     assert score_records(predictor, []) == []
+
+
+def test_a_prediction_that_overflows_is_an_error_not_infinity(predictor):
+    outcomes = score_records(predictor, [RIDE, {**RIDE, "trip_distance": 1e308}])
+    assert outcomes[0].ok
+    assert not outcomes[1].ok and "not finite" in outcomes[1].error

@@ -121,3 +121,21 @@ def test_csv_text_is_parsed_and_unparsable_cells_are_named():
 def test_record_ids_are_normalised_to_text(raw, expected):
     result = SCHEMA.validate_records([{**GOOD, "ride_id": raw}])
     assert result.valid["ride_id"].tolist() == [expected]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (10**400, "field 'PULocationID': is not finite"),
+        (2**60, "field 'PULocationID': is too large for an integer (limit 2**53)"),
+    ],
+)
+def test_integers_that_a_float_cannot_hold_exactly_are_refused(value, reason):
+    result = SCHEMA.validate_records([{**GOOD, "PULocationID": value}])
+    assert result.rejected.to_dict() == {0: reason}
+
+
+def test_a_record_id_does_not_depend_on_its_neighbours():
+    # An int column with a null beside it must not turn 2**53 + 1 into a float.
+    result = SCHEMA.validate_records([{**GOOD, "ride_id": 2**53 + 1}, {**GOOD, "ride_id": None}])
+    assert result.valid["ride_id"].tolist() == [str(2**53 + 1), None]

@@ -59,7 +59,7 @@ def test_a_prediction_that_overflows_is_refused_not_sent_as_invalid_json(client)
     # Then the record is refused by index; "Infinity" would not be JSON at all
     assert response.status_code == 422
     assert error_of(response)["problems"][0]["index"] == 0
-    assert "not a finite number" in error_of(response)["problems"][0]["reason"]
+    assert "prediction is not finite" in error_of(response)["problems"][0]["reason"]
 
 
 def test_every_bad_record_of_a_batch_is_listed_with_index_and_id(client):

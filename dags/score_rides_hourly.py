@@ -1,0 +1,17 @@
+"""
+### Score rides, hourly
+
+Each run scores the hour that just closed, `{input_root}/rides/dt=YYYY-MM-DD/hour=HH/`, and
+publishes it to the `predictions` table of the `scoring_db` connection, exactly once: a rerun or a
+backfill replaces the hour's rows, never duplicates them.
+
+**Trigger by hand** with *Partition* set (e.g. `2026-01-01T03`) to score a given hour, and
+*Model bundle* to try another model. Rows that fail validation land in `rejected_records` with
+their reason; above the reject threshold (1% by default) the run fails and publishes nothing.
+"""
+
+from pathlib import Path
+
+from scoring_airflow.dag_factory import scoring_dag
+
+dag = scoring_dag(dag_id=Path(__file__).stem, cadence="hourly", doc_md=__doc__)

@@ -1,0 +1,132 @@
+"""One factory for the scoring DAGs: hourly and daily differ only in their timetable.
+
+Shape of a run: choose the partition -> wait for it -> plan -> score shards (dynamic task
+mapping, so Celery or Kubernetes workers share them) -> publish atomically -> emit an Asset.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, PokeReturnValue, dag, get_current_context, task
+
+from scoring_airflow import run_tasks
+from scoring_airflow.errors import task_errors
+
+CRON = {"hourly": "0 * * * *", "daily": "0 0 * * *"}
+PARTITION_PATTERN = r"^\d{4}-\d{2}-\d{2}(T\d{2})?$"
+
+DEFAULT_ARGS = {
+    "owner": "ml-platform",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+
+def predictions_asset(dag_id: str) -> Asset:
+    """The Asset a successful publish updates; downstream DAGs can be scheduled on it."""
+    return Asset(name=f"{dag_id}.predictions", uri=f"scoring://predictions/{dag_id}")
+
+
+def _settings():
+    """Settings from the worker's environment, with the trigger form's overrides applied."""
+    from scoring.settings import Settings
+
+    params = get_current_context()["params"]
+    return Settings.from_env().with_overrides(model_uri=params.get("model_uri") or None)
+
+
+def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: datetime | None = None):
+    """Build the scoring DAG for `cadence` ('hourly' or 'daily'); the partition is the interval that just closed."""
+    # A cron string alone gives data_interval_start == data_interval_end in Airflow 3; the
+    # interval timetable makes each run cover the hour (or day) that just ended.
+    timetable = CronDataIntervalTimetable(CRON[cadence], timezone="UTC")
+    asset = predictions_asset(dag_id)
+
+    @dag(
+        dag_id=dag_id,
+        schedule=timetable,
+        start_date=start_date or datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+        max_active_runs=4,
+        default_args=DEFAULT_ARGS,
+        tags=["scoring", "batch", cadence],
+        doc_md=doc_md,
+        params={
+            "partition": Param(
+                None,
+                type=["null", "string"],
+                pattern=PARTITION_PATTERN,
+                title="Partition",
+                description="Score this partition instead of the run's data interval: "
+                "2026-01-01T03 (an hour) or 2026-01-01 (a day). Leave empty for the interval.",
+            ),
+            "model_uri": Param(
+                None,
+                type=["null", "string"],
+                title="Model bundle",
+                description="Bundle directory or s3:// prefix; empty means SCORING_MODEL_URI.",
+            ),
+            "reject_threshold": Param(
+                None,
+                type=["null", "number"],
+                minimum=0,
+                maximum=1,
+                title="Reject threshold",
+                description="Fail the run above this fraction of rejected rows; empty means SCORING_REJECT_THRESHOLD.",
+            ),
+        },
+    )
+    def scoring():
+        @task
+        def choose_partition() -> str:
+            context = get_current_context()
+            with task_errors():
+                return run_tasks.resolve_partition(
+                    context["params"].get("partition"),
+                    context.get("data_interval_start"),
+                    context.get("data_interval_end"),
+                )
+
+        @task.sensor(poke_interval=60, timeout=6 * 3600, mode="reschedule")
+        def wait_for_partition(partition: str) -> PokeReturnValue:
+            return PokeReturnValue(is_done=run_tasks.partition_is_ready(_settings(), partition), xcom_value=partition)
+
+        @task
+        def plan(partition: str) -> dict:
+            context = get_current_context()
+            # The try number makes a cleared-and-rerun DAG run a new scoring run, never a clash.
+            run_id = f"{context['run_id']}.try{context['ti'].try_number}"
+            with task_errors():
+                return run_tasks.plan(_settings(), job=dag_id, partition=partition, run_id=run_id)
+
+        @task
+        def list_shards(plan: dict) -> list[int]:
+            return list(range(len(plan["files"])))
+
+        @task(max_active_tis_per_dagrun=8)
+        def score_shard(plan: dict, index: int) -> dict:
+            with task_errors():
+                return run_tasks.score_shard(_settings(), plan, index)
+
+        @task(outlets=[asset])
+        def publish(plan: dict, shard_results: list[dict]) -> dict:
+            from scoring_airflow.hook import ScoringDbHook
+
+            settings = _settings()
+            engine = ScoringDbHook(fallback_url=settings.database_url).get_conn()
+            threshold = get_current_context()["params"].get("reject_threshold")
+            try:
+                with task_errors():
+                    return run_tasks.publish(settings, engine, plan, list(shard_results), threshold)
+            finally:
+                engine.dispose()
+
+        partition = wait_for_partition(choose_partition())
+        planned = plan(partition)
+        shards = score_shard.partial(plan=planned).expand(index=list_shards(planned))
+        publish(planned, shards)
+
+    return scoring()

@@ -1,0 +1,22 @@
+"""The one place where scoring errors become Airflow task outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from scoring.errors import BundleIntegrityError, ConfigError, InvalidInput, RejectThresholdExceeded, UnknownRecipe
+
+# Retrying cannot fix these (the data, the trigger or the bundle is wrong): fail at once, say why.
+NOT_RETRYABLE = (RejectThresholdExceeded, InvalidInput, BundleIntegrityError, UnknownRecipe, ConfigError)
+
+
+@contextmanager
+def task_errors() -> Iterator[None]:
+    """Fail the task without retries for errors a retry cannot fix; let anything else retry with backoff."""
+    try:
+        yield
+    except NOT_RETRYABLE as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,103 @@
+"""The steps of one scoring run as plain functions of (settings, Airflow context values).
+
+The DAG's TaskFlow tasks are one-line wrappers around these, so the logic is testable without a
+scheduler and every heavy import happens at task run time, never while a DAG file is parsed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+log = logging.getLogger(__name__)
+
+
+def resolve_partition(requested: str | None, interval_start: datetime | None, interval_end: datetime | None) -> str:
+    """The partition a run scores: the one named by the trigger, else the data interval that just closed."""
+    from scoring.errors import InvalidInput
+    from scoring.partitions import PartitionKey
+
+    if requested:
+        return str(PartitionKey.parse(requested))
+    if interval_start is None or interval_end is None:
+        raise InvalidInput("this run has no data interval: trigger it with a logical date or a 'partition' param")
+    return str(PartitionKey.for_interval(interval_start, interval_end))
+
+
+def partition_is_ready(settings, partition: str) -> bool:
+    """True once the partition has at least one data file."""
+    from scoring.errors import PartitionNotFound
+    from scoring.partitions import PartitionKey
+    from scoring.reader import list_partition_files
+
+    try:
+        files = list_partition_files(settings.input_root, settings.dataset, PartitionKey.parse(partition))
+    except PartitionNotFound as missing:
+        log.info("%s", missing)
+        return False
+    log.info("partition %s is ready: %d file(s)", partition, len(files))
+    return True
+
+
+def plan(settings, *, job: str, partition: str, run_id: str) -> dict:
+    """Fix the run: its files, its staging place, and the verified model it will use."""
+    from scoring import batch
+    from scoring.bundle import read_manifest
+    from scoring.partitions import PartitionKey
+
+    manifest = read_manifest(settings.model_uri)
+    run_plan = batch.plan_run(
+        job=job,
+        partition=PartitionKey.parse(partition),
+        input_root=settings.input_root,
+        dataset=settings.dataset,
+        staging_root=settings.staging_root,
+        run_id=run_id,
+        model_uri=settings.model_uri,
+        model_sha256=manifest.sha256,
+    )
+    log.info(
+        "run %s scores %d file(s) of %s with %s v%s",
+        run_id,
+        len(run_plan.files),
+        partition,
+        manifest.name,
+        manifest.version,
+    )
+    return run_plan.to_dict()
+
+
+def score_shard(settings, plan: dict, index: int) -> dict:
+    """Score one file of the run; the result is staged, nothing is published yet."""
+    from scoring import batch
+    from scoring.bundle import load_bundle
+    from scoring.predict import Predictor
+
+    run_plan = batch.RunPlan.from_dict(plan)
+    predictor = Predictor(load_bundle(run_plan.model_uri))
+    result = batch.score_shard(predictor, run_plan, index, chunk_rows=settings.chunk_rows)
+    log.info(
+        "shard %d (%s): %d scored, %d rejected", index, result.source_uri, result.scored_rows, result.rejected_rows
+    )
+    return result.to_dict()
+
+
+def publish(settings, engine, plan: dict, shard_results: list[dict], reject_threshold: float | None) -> dict:
+    """Publish the run's staged shards in one transaction; a reject rate above the threshold fails the task."""
+    from scoring import batch
+    from scoring.bundle import read_manifest
+    from scoring.db import upgrade
+    from scoring.staging import ShardResult
+
+    run_plan = batch.RunPlan.from_dict(plan)
+    upgrade(engine)
+    shards = sorted((ShardResult.from_dict(r) for r in shard_results), key=lambda s: run_plan.files.index(s.source_uri))
+    summary = batch.publish_run(
+        engine,
+        run_plan,
+        shards,
+        read_manifest(run_plan.model_uri),
+        reject_threshold=settings.reject_threshold if reject_threshold is None else reject_threshold,
+    )
+    log.info("%s", summary.line())
+    return summary.to_dict()

@@ -1,0 +1,148 @@
+"""The scoring DAGs: they import cleanly, carry their settings, and dag.test() runs publish real rows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pendulum
+import pytest
+import sqlalchemy as sa
+
+from scoring.partitions import PartitionKey
+from tests.conftest import make_rides
+from tests.dags.conftest import ROOT
+
+DAG_IDS = ["score_rides_daily", "score_rides_hourly"]
+
+
+@pytest.fixture
+def dagbag():
+    """Parsed fresh for each test: dag.test() merges run_conf into the DAG object's params."""
+    from airflow.models import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def test_dag_files_import_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert sorted(dagbag.dag_ids) == DAG_IDS
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_dags_have_owner_retries_tags_and_the_expected_shape(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert dag.dag_id == Path(dag.fileloc).stem
+    assert {"scoring", "batch"} <= set(dag.tags)
+    assert dag.doc_md and "exactly once" in dag.doc_md
+    assert set(dag.params) == {"partition", "model_uri", "reject_threshold"}
+    for task in dag.tasks:
+        assert task.owner == "ml-platform"
+        assert task.retries == 3 and task.retry_exponential_backoff
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "choose_partition",
+        "wait_for_partition",
+        "plan",
+        "list_shards",
+        "score_shard",
+        "publish",
+    ]
+    assert dag.get_task("wait_for_partition").mode == "reschedule"
+    assert [a.uri for a in dag.get_task("publish").outlets] == [f"scoring://predictions/{dag_id}"]
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "run_after", "expected"),
+    [
+        ("score_rides_hourly", datetime(2026, 1, 1, 4, 0, tzinfo=timezone.utc), "2026-01-01T03"),
+        ("score_rides_hourly", datetime(2026, 1, 1, 4, 20, tzinfo=timezone.utc), "2026-01-01T03"),
+        ("score_rides_daily", datetime(2026, 1, 2, 0, 0, tzinfo=timezone.utc), "2026-01-01"),
+    ],
+)
+def test_timetable_gives_the_interval_that_just_closed(dagbag, dag_id, run_after, expected):
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    timetable = coerce_to_core_timetable(dagbag.dags[dag_id].timetable)
+    # A manual run at run_after scores the last closed interval ...
+    interval = timetable.infer_manual_data_interval(run_after=pendulum.instance(run_after))
+    assert interval.start < interval.end
+    assert str(PartitionKey.for_interval(interval.start, interval.end)) == expected
+    # ... and the scheduled run after it covers the next interval, once that has closed.
+    following = timetable.next_dagrun_info(
+        last_automated_data_interval=DataInterval(interval.start, interval.end),
+        restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
+    )
+    assert following.data_interval.start == interval.end
+    assert following.run_after == following.data_interval.end
+
+
+@pytest.fixture
+def scoring_env(monkeypatch, tmp_path, demo_bundle_dir, pg_schema_url):
+    root = tmp_path / "input"
+    monkeypatch.setenv("SCORING_INPUT_ROOT", str(root))
+    monkeypatch.setenv("SCORING_MODEL_URI", str(demo_bundle_dir))
+    monkeypatch.setenv("SCORING_STAGING_ROOT", str(tmp_path / "staging"))
+    monkeypatch.setenv("AIRFLOW_CONN_SCORING_DB", pg_schema_url)
+    return root
+
+
+def _stored(url: str) -> pd.DataFrame:
+    from scoring.db import make_engine
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        frame = pd.DataFrame(
+            conn.execute(sa.text("SELECT job, partition_key, record_id, run_id FROM predictions")).mappings().all()
+        )
+    engine.dispose()
+    return frame
+
+
+@pytest.mark.postgres
+@pytest.mark.airflow
+def test_dag_test_run_publishes_the_closed_hour_once_even_when_rerun(airflow_db, dagbag, scoring_env, pg_schema_url):
+    from scoring.synthetic import write_partition
+
+    # Given the 03:00 hour of rides, in three files
+    write_partition(str(scoring_env), "rides", PartitionKey.parse("2026-01-01T03"), make_rides(900), files=3)
+    dag = dagbag.dags["score_rides_hourly"]
+    # When the DAG runs for the interval ending 04:00, twice
+    for _ in range(2):
+        run = dag.test(logical_date=datetime(2026, 1, 1, 4, tzinfo=timezone.utc))
+        assert run.state == "success"
+    # Then the hour is stored once, with three shards scored by mapped tasks
+    stored = _stored(pg_schema_url)
+    assert len(stored) == 900 and stored["record_id"].is_unique
+    assert set(stored["partition_key"]) == {"2026-01-01T03"} and set(stored["job"]) == {"score_rides_hourly"}
+    mapped = [ti for ti in run.get_task_instances() if ti.task_id == "score_shard"]
+    assert sorted(ti.map_index for ti in mapped) == [0, 1, 2]
+
+
+@pytest.mark.postgres
+@pytest.mark.airflow
+def test_manual_partition_param_overrides_the_interval(airflow_db, dagbag, scoring_env, pg_schema_url):
+    from scoring.synthetic import write_partition
+
+    write_partition(str(scoring_env), "rides", PartitionKey.parse("2026-01-01T07"), make_rides(100), files=1)
+    dag = dagbag.dags["score_rides_hourly"]
+    run = dag.test(logical_date=datetime(2026, 1, 1, 12, tzinfo=timezone.utc), run_conf={"partition": "2026-01-01T07"})
+    assert run.state == "success"
+    assert set(_stored(pg_schema_url)["partition_key"]) == {"2026-01-01T07"}
+
+
+@pytest.mark.postgres
+@pytest.mark.airflow
+def test_run_above_reject_threshold_fails_and_publishes_nothing(airflow_db, dagbag, scoring_env, pg_schema_url):
+    from scoring.synthetic import write_partition
+
+    rides = make_rides(100)
+    rides.loc[:9, "trip_distance"] = -1.0
+    write_partition(str(scoring_env), "rides", PartitionKey.parse("2026-01-01T08"), rides, files=1)
+    dag = dagbag.dags["score_rides_hourly"]
+    run = dag.test(logical_date=datetime(2026, 1, 1, 9, tzinfo=timezone.utc))
+    assert run.state == "failed"
+    publish = next(ti for ti in run.get_task_instances() if ti.task_id == "publish")
+    assert publish.state == "failed" and publish.try_number == 1  # no retries: the data is wrong
+    assert _stored(pg_schema_url).empty
