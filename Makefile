@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
-demo: install
-	$(BIN)/scoring demo
+demo: airflow-init
+	$(AIRFLOW_ENV) BIN=$(BIN) scripts/demo.sh
 
 lint: install
 	$(BIN)/ruff check .
