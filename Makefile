@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: airflow-init
-	$(AIRFLOW_ENV) BIN=$(BIN) scripts/demo.sh
+	@$(AIRFLOW_ENV) BIN=$(BIN) scripts/demo.sh
 
 lint: install
 	$(BIN)/ruff check .

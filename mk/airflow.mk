@@ -27,10 +27,10 @@ AIRFLOW_ENV = \
 
 # Metadata migrated and the login fixed (admin/admin by default) before any component starts.
 airflow-init: install
-	mkdir -p $(AIRFLOW_HOME_DIR)
-	test -f $(AIRFLOW_HOME_DIR)/passwords.json || \
+	@mkdir -p $(AIRFLOW_HOME_DIR)
+	@test -f $(AIRFLOW_HOME_DIR)/passwords.json || \
 		printf '{"%s": "%s"}\n' '$(AIRFLOW_USER)' '$(AIRFLOW_PASSWORD)' > $(AIRFLOW_HOME_DIR)/passwords.json
-	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(AIRFLOW_HOME_DIR)/db-migrate.log 2>&1 || \
+	@$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(AIRFLOW_HOME_DIR)/db-migrate.log 2>&1 || \
 		{ tail -20 $(AIRFLOW_HOME_DIR)/db-migrate.log; exit 1; }
 
 airflow: airflow-init

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -18,6 +17,9 @@ from scoring.db import make_engine, normalize_url, upgrade
 from scoring.predict import Predictor
 from scoring.synthetic import generate_rides
 from scoring.training import train_demo_bundle
+
+# Shared by every folder: AWS on a moto server, and the Lambda handler as a cold container loads it.
+pytest_plugins = ["tests.support.aws", "tests.support.lambda_handler"]
 
 
 @pytest.fixture(scope="session")
@@ -103,31 +105,3 @@ def sqlite_engine(tmp_path: Path) -> Iterator[sa.Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """moto in server mode on a free port: boto3 reaches it over real HTTP via AWS_ENDPOINT_URL."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point boto3 at the moto server with throwaway credentials, for one test."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    return moto_endpoint

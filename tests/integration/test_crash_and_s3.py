@@ -76,7 +76,7 @@ def test_sigkill_mid_publish_leaves_previous_rows_and_next_run_converges(
 
 
 @pytest.mark.aws
-def test_local_and_s3_partitions_give_the_same_predictions(aws_env, pg_engine, sqlite_engine, predictor, tmp_path):
+def test_local_and_s3_partitions_give_the_same_predictions(aws, pg_engine, sqlite_engine, predictor, tmp_path):
     # Given the same parquet and CSV files locally and in an S3 bucket (moto over HTTP)
     rides = make_rides(700)
     local_root = str(tmp_path / "in")
@@ -94,7 +94,7 @@ def test_local_and_s3_partitions_give_the_same_predictions(aws_env, pg_engine, s
 
 
 @pytest.mark.aws
-def test_s3_csv_partition_scores(aws_env, sqlite_engine, predictor):
+def test_s3_csv_partition_scores(aws, sqlite_engine, predictor):
     boto3.client("s3").create_bucket(Bucket="rides-csv")
     write_rides("s3://rides-csv/in", make_rides(120), files=1, file_format="csv")
     summary = run(predictor, sqlite_engine, "s3://rides-csv/in", "s3://rides-csv/staging")

@@ -1,0 +1,70 @@
+"""A real gunicorn serving webservice/ with its shipped configuration, on a free port, always stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "webservice" / "gunicorn.conf.py"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_environment(**settings: str) -> dict[str, str]:
+    """This process's environment without the variables the service reads, plus `settings`."""
+    own = ("SCORING_", "GUNICORN_", "PROMETHEUS_MULTIPROC_DIR", "PORT")
+    kept = {name: value for name, value in os.environ.items() if not name.startswith(own)}
+    return {**kept, "PYTHONPATH": str(REPO), **settings}
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM (gunicorn's graceful stop), then SIGKILL to the whole group if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+@contextmanager
+def running_gunicorn(log_path: Path, **settings: str) -> Iterator[str]:
+    """gunicorn with the shipped config and these SCORING_/GUNICORN_ settings; yields its base URL once ready."""
+    port = free_port()
+    env = clean_environment(GUNICORN_BIND=f"127.0.0.1:{port}", **settings)
+    command = [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), "webservice.wsgi:app"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"gunicorn exited early:\n{log_path.read_text()}"
+            try:
+                if requests.get(f"{url}/ready", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, f"gunicorn never became ready:\n{log_path.read_text()}"
+            time.sleep(0.2)
+        yield url
+    finally:
+        stop(process)
+    assert process.returncode == 0, log_path.read_text()
