@@ -99,12 +99,14 @@ class InputSchema:
         `absent` marks, per field, the rows whose record lacked the key (JSON), so that a missing
         field is told apart from an explicit null.
         """
-        reasons: list[pd.Series] = []
-        columns: dict[str, pd.Series] = {}
+        # Reasons are kept as plain object arrays (None = fine) and become one Series at the end:
+        # per-field pandas objects cost more than the checks themselves on a 100-record request.
+        rows = len(frame)
+        reasons: list[np.ndarray] = []
+        columns: dict[str, object] = {}
         for spec in self.fields:
             values, problems = _check_field(frame, spec, text_input)
             if absent is not None and spec.required and spec.name in absent and absent[spec.name].any():
-                problems = problems.copy()
                 problems[absent[spec.name]] = f"missing required field '{spec.name}'"
             columns[spec.name] = values
             reasons.append(problems)
@@ -112,10 +114,12 @@ class InputSchema:
             ids, problems = _check_id(frame, self.id_field, require_id)
             columns[self.id_field] = ids
             reasons.append(problems)
-        reason = _join_reasons(reasons, frame.index)
-        bad = reason.notna()
-        valid = pd.DataFrame(columns, index=frame.index)[~bad.to_numpy()]
-        return ValidationResult(valid=valid, rejected=reason[bad])
+        reason = _join_reasons(reasons, rows)
+        bad = np.not_equal(reason, None)
+        valid = (
+            pd.DataFrame(columns, index=frame.index)[~bad] if bad.any() else pd.DataFrame(columns, index=frame.index)
+        )
+        return ValidationResult(valid=valid, rejected=pd.Series(reason[bad], index=frame.index[bad], dtype=object))
 
     def validate_records(self, records: list[object]) -> ValidationResult:
         """Validate JSON-decoded records (online and streaming); a non-object record is rejected alone."""
@@ -124,9 +128,10 @@ class InputSchema:
         }
         rows = [r if isinstance(r, dict) else {} for r in records]
         # Object columns keep True a bool and 10 an int (and 2**53 + 1 exact): the checks need the JSON types as sent.
+        wanted = [*self.field_names, *([self.id_field] if self.id_field else [])]
+        present = [key for key in wanted if any(key in row for row in rows)]
         frame = pd.DataFrame(
-            {key: pd.Series([row.get(key) for row in rows], dtype=object) for key in _all_keys(rows)},
-            index=range(len(rows)),
+            {key: _object_array([row.get(key) for row in rows]) for key in present}, index=range(len(rows))
         )
         absent = {name: np.array([name not in row for row in rows], dtype=bool) for name in self.field_names}
         result = self.validate_frame(frame, absent=absent)
@@ -182,56 +187,56 @@ def _type_name(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _join_reasons(reasons: list[pd.Series], index: pd.Index) -> pd.Series:
-    joined = pd.Series([None] * len(index), index=index, dtype=object)
-    for series in reasons:
-        has = series.notna().to_numpy()
+def _object_array(values: list[object]) -> np.ndarray:
+    """A 1-d object array that keeps each value as given (np.array would nest lists and cast numbers)."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def _join_reasons(reasons: list[np.ndarray], rows: int) -> np.ndarray:
+    joined = np.full(rows, None, dtype=object)
+    for problems in reasons:
+        has = np.not_equal(problems, None)
         if not has.any():
             continue
-        current = joined[has]
-        addition = series[has]
-        joined[has] = [a if c is None else f"{c}; {a}" for c, a in zip(current, addition, strict=True)]
+        joined[has] = [a if c is None else f"{c}; {a}" for c, a in zip(joined[has], problems[has], strict=True)]
     return joined
 
 
-def _empty_reasons(index: pd.Index) -> pd.Series:
-    return pd.Series([None] * len(index), index=index, dtype=object)
+def _no_reasons(rows: int) -> np.ndarray:
+    return np.full(rows, None, dtype=object)
 
 
-def _check_field(frame: pd.DataFrame, spec: FieldSpec, text_input: bool) -> tuple[pd.Series, pd.Series]:
-    index = frame.index
+def _check_field(frame: pd.DataFrame, spec: FieldSpec, text_input: bool) -> tuple[object, np.ndarray]:
+    rows = len(frame)
     if spec.name not in frame.columns:
-        missing = pd.Series(
-            np.nan if spec.type != "string" else None, index=index, dtype=object if spec.type == "string" else float
-        )
+        missing = np.full(rows, None, dtype=object) if spec.type == "string" else np.full(rows, np.nan)
         if spec.required:
-            return missing, pd.Series(f"missing required field '{spec.name}'", index=index, dtype=object)
-        return missing, _empty_reasons(index)
+            return missing, np.full(rows, f"missing required field '{spec.name}'", dtype=object)
+        return missing, _no_reasons(rows)
     column = frame[spec.name]
     if spec.type == "string":
         return _check_string(column, spec)
     return _check_number(column, spec, text_input)
 
 
-def _check_string(column: pd.Series, spec: FieldSpec) -> tuple[pd.Series, pd.Series]:
-    reasons = _empty_reasons(column.index)
-    values = column.astype(object)
+def _check_string(column: pd.Series, spec: FieldSpec) -> tuple[np.ndarray, np.ndarray]:
+    reasons = _no_reasons(len(column))
+    values = column.to_numpy(dtype=object)
     is_null = column.isna().to_numpy()
     not_str = np.fromiter((not isinstance(v, str) for v in values), dtype=bool, count=len(values)) & ~is_null
     if not_str.any():
         reasons[not_str] = [f"field '{spec.name}': expected a string, got {_type_name(v)}" for v in values[not_str]]
     if spec.required and is_null.any():
         reasons[is_null] = f"field '{spec.name}': is null"
-    return values.where(~is_null, None), reasons
+    # A Series keeps dtype=object: from a bare array pandas would infer its string dtype and turn None into NaN.
+    return pd.Series(values, index=column.index, dtype=object).where(~is_null, None), reasons
 
 
-def _check_number(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple[pd.Series, pd.Series]:
-    reasons = _empty_reasons(column.index)
-    numeric, type_problem = _as_float(column, spec, text_input)
-    if type_problem is not None:
-        has = type_problem.notna().to_numpy()
-        reasons[has] = type_problem[has]
-    typed_ok = reasons.isna().to_numpy()
+def _check_number(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple[object, np.ndarray]:
+    numeric, reasons = _as_float(column, spec, text_input)
+    typed_ok = np.equal(reasons, None)
     is_nan = np.isnan(numeric) & typed_ok
     if spec.required and is_nan.any():
         reasons[is_nan] = f"field '{spec.name}': is null or NaN"
@@ -259,74 +264,65 @@ def _check_number(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple
             reasons[above] = [
                 f"field '{spec.name}': {_fmt(v)} is above the maximum {_fmt(spec.maximum)}" for v in numeric[above]
             ]
-    values = pd.Series(numeric, index=column.index)
-    if spec.type == "integer":
-        usable = reasons.isna().to_numpy() & np.isfinite(numeric)
-        if spec.required:
-            # Rejected rows are dropped by the caller; zero-fill them so the int64 cast cannot fail.
-            values = pd.Series(np.where(usable, numeric, 0).astype(np.int64), index=column.index)
-        else:
-            values = values.where(usable).astype("Int64")
-    return values, reasons
+    if spec.type != "integer":
+        return numeric, reasons
+    usable = np.equal(reasons, None) & np.isfinite(numeric)
+    if spec.required:
+        # Rejected rows are dropped by the caller; zero-fill them so the int64 cast cannot fail.
+        return np.where(usable, numeric, 0).astype(np.int64), reasons
+    return pd.array(np.where(usable, numeric, np.nan), dtype="Float64").astype("Int64"), reasons
 
 
-def _as_float(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple[np.ndarray, pd.Series | None]:
-    """The column as float64, plus a reason for every value whose type is wrong."""
+def _as_float(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The column as float64, plus a reason (or None) per value: the type problems."""
     dtype = column.dtype
+    rows = len(column)
     if pd.api.types.is_bool_dtype(dtype):
-        problem = pd.Series(
-            f"field '{spec.name}': expected {_expected(spec)}, got a boolean", index=column.index, dtype=object
-        )
-        return np.full(len(column), np.nan), problem.where(column.notna(), None)
+        problem = np.where(
+            column.notna().to_numpy(), f"field '{spec.name}': expected {_expected(spec)}, got a boolean", None
+        ).astype(object)
+        return np.full(rows, np.nan), problem
     if pd.api.types.is_numeric_dtype(dtype):
-        return column.to_numpy(dtype=float, na_value=np.nan), None
+        return column.to_numpy(dtype=float, na_value=np.nan), _no_reasons(rows)
     if text_input:
         return _parse_text(column, spec)
-    return _classify_objects(column, spec)
+    return _classify_objects(column.to_numpy(dtype=object), spec)
 
 
 def _expected(spec: FieldSpec) -> str:
     return "an integer" if spec.type == "integer" else "a number"
 
 
-def _parse_text(column: pd.Series, spec: FieldSpec) -> tuple[np.ndarray, pd.Series | None]:
-    text = column.astype(object)
-    parsed = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+def _parse_text(column: pd.Series, spec: FieldSpec) -> tuple[np.ndarray, np.ndarray]:
+    text = column.to_numpy(dtype=object)
+    parsed = pd.to_numeric(column.astype(object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    problem = _no_reasons(len(text))
     unparsable = np.isnan(parsed) & column.notna().to_numpy()
     # "nan" and "" parse to NaN but are nulls, not bad text; anything else that failed is bad text.
-    blank = np.array(
-        [isinstance(v, str) and v.strip().lower() in ("", "nan", "null", "none") for v in text[unparsable]], dtype=bool
-    )
-    bad_positions = np.flatnonzero(unparsable)[~blank] if blank.size else np.flatnonzero(unparsable)
-    if not bad_positions.size:
-        return parsed, None
-    problem = _empty_reasons(column.index)
-    problem.iloc[bad_positions] = [
-        f"field '{spec.name}': {_short(v)} is not {_expected(spec)}" for v in text.iloc[bad_positions]
-    ]
+    for position in np.flatnonzero(unparsable):
+        value = text[position]
+        if isinstance(value, str) and value.strip().lower() in ("", "nan", "null", "none"):
+            continue
+        problem[position] = f"field '{spec.name}': {_short(value)} is not {_expected(spec)}"
     return parsed, problem
 
 
-def _classify_objects(column: pd.Series, spec: FieldSpec) -> tuple[np.ndarray, pd.Series | None]:
-    values = column.to_numpy(dtype=object)
+def _classify_objects(values: np.ndarray, spec: FieldSpec) -> tuple[np.ndarray, np.ndarray]:
     out = np.full(len(values), np.nan)
-    problem = _empty_reasons(column.index)
-    any_problem = False
+    problem = _no_reasons(len(values))
     for i, v in enumerate(values):
         if v is None:
             continue
         if isinstance(v, (bool, np.bool_)):
-            problem.iat[i] = f"field '{spec.name}': expected {_expected(spec)}, got a boolean"
-            any_problem = True
+            problem[i] = f"field '{spec.name}': expected {_expected(spec)}, got a boolean"
         elif isinstance(v, numbers.Real):
             try:
                 out[i] = float(v)
             except OverflowError:  # an integer of hundreds of digits
                 out[i] = math.inf
         else:
-            problem.iat[i] = f"field '{spec.name}': expected {_expected(spec)}, got {_type_name(v)}"
-            any_problem = True
-    return out, problem if any_problem else None
+            problem[i] = f"field '{spec.name}': expected {_expected(spec)}, got {_type_name(v)}"
+    return out, problem
 
 
 def _fmt(value: float) -> str:
@@ -340,15 +336,15 @@ def _short(value: object, limit: int = 20) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _check_id(frame: pd.DataFrame, id_field: str, required: bool) -> tuple[pd.Series, pd.Series]:
-    index = frame.index
+def _check_id(frame: pd.DataFrame, id_field: str, required: bool) -> tuple[object, np.ndarray]:
+    rows = len(frame)
     if id_field not in frame.columns:
-        ids = pd.Series([None] * len(index), index=index, dtype=object)
+        ids = np.full(rows, None, dtype=object)
         if required:
-            return ids, pd.Series(f"missing id field '{id_field}'", index=index, dtype=object)
-        return ids, _empty_reasons(index)
+            return ids, np.full(rows, f"missing id field '{id_field}'", dtype=object)
+        return ids, _no_reasons(rows)
     ids = normalize_ids(frame[id_field])
-    reasons = _empty_reasons(index)
+    reasons = _no_reasons(rows)
     if required:
         missing = ids.isna().to_numpy()
         if missing.any():
