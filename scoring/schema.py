@@ -115,7 +115,7 @@ class InputSchema:
             columns[self.id_field] = ids
             reasons.append(problems)
         reason = _join_reasons(reasons, rows)
-        bad = np.not_equal(reason, None)
+        bad = pd.notna(reason)
         valid = (
             pd.DataFrame(columns, index=frame.index)[~bad] if bad.any() else pd.DataFrame(columns, index=frame.index)
         )
@@ -197,7 +197,7 @@ def _object_array(values: list[object]) -> np.ndarray:
 def _join_reasons(reasons: list[np.ndarray], rows: int) -> np.ndarray:
     joined = np.full(rows, None, dtype=object)
     for problems in reasons:
-        has = np.not_equal(problems, None)
+        has = pd.notna(problems)
         if not has.any():
             continue
         joined[has] = [a if c is None else f"{c}; {a}" for c, a in zip(joined[has], problems[has], strict=True)]
@@ -236,7 +236,7 @@ def _check_string(column: pd.Series, spec: FieldSpec) -> tuple[np.ndarray, np.nd
 
 def _check_number(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple[object, np.ndarray]:
     numeric, reasons = _as_float(column, spec, text_input)
-    typed_ok = np.equal(reasons, None)
+    typed_ok = pd.isna(reasons)
     is_nan = np.isnan(numeric) & typed_ok
     if spec.required and is_nan.any():
         reasons[is_nan] = f"field '{spec.name}': is null or NaN"
@@ -266,7 +266,7 @@ def _check_number(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple
             ]
     if spec.type != "integer":
         return numeric, reasons
-    usable = np.equal(reasons, None) & np.isfinite(numeric)
+    usable = pd.isna(reasons) & np.isfinite(numeric)
     if spec.required:
         # Rejected rows are dropped by the caller; zero-fill them so the int64 cast cannot fail.
         return np.where(usable, numeric, 0).astype(np.int64), reasons
@@ -278,9 +278,8 @@ def _as_float(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple[np.
     dtype = column.dtype
     rows = len(column)
     if pd.api.types.is_bool_dtype(dtype):
-        problem = np.where(
-            column.notna().to_numpy(), f"field '{spec.name}': expected {_expected(spec)}, got a boolean", None
-        ).astype(object)
+        problem = _no_reasons(rows)
+        problem[column.notna().to_numpy()] = f"field '{spec.name}': expected {_expected(spec)}, got a boolean"
         return np.full(rows, np.nan), problem
     if pd.api.types.is_numeric_dtype(dtype):
         return column.to_numpy(dtype=float, na_value=np.nan), _no_reasons(rows)
