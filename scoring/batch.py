@@ -72,6 +72,10 @@ class RunSummary:
     model_version: str
     status: str
 
+    @classmethod
+    def of(cls, run: store.RunRecord) -> RunSummary:
+        return cls(**{name: getattr(run, name) for name in cls.__dataclass_fields__})
+
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
@@ -211,17 +215,7 @@ def publish_run(
     except store.DuplicateRecordIds:
         # Rare, so checked only when the primary key objects: find the repeats, keep first copies.
         run = _publish_or_fail(engine, plan, shards, manifest, _duplicate_ids(shards), reject_threshold)
-    summary = RunSummary(
-        run_id=run.run_id,
-        job=run.job,
-        partition_key=run.partition_key,
-        input_rows=run.input_rows,
-        scored_rows=run.scored_rows,
-        rejected_rows=run.rejected_rows,
-        model_name=run.model_name,
-        model_version=run.model_version,
-        status=run.status,
-    )
+    summary = RunSummary.of(run)
     log.info("%s", summary.line())
     return summary
 
