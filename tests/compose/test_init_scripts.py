@@ -1,0 +1,198 @@
+"""The init scripts compose runs, run here without Docker: on the machine's PostgreSQL, moto and SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import boto3
+import pytest
+import sqlalchemy as sa
+
+from scoring.db import make_engine
+from tests.compose.stack import ROOT
+
+POSTGRES_INIT = ROOT / "docker/postgres/create-databases.sh"
+AIRFLOW_INIT = ROOT / "docker/init/airflow-init.sh"
+SEED = ROOT / "docker/init/seed.sh"
+BIN = str(Path(sys.executable).parent)
+
+
+def run(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
+
+
+# --- docker/postgres/create-databases.sh -----------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_init_creates_two_databases_each_owned_by_its_role(postgres_url):
+    # Given unique names (one needing quotes) and a password a naive script would break on
+    suffix = uuid.uuid4().hex[:8]
+    names = {"AIRFLOW": (f"af-{suffix}", f"afdb_{suffix}"), "PREDICTIONS": (f"sc_{suffix}", f"scdb-{suffix}")}
+    server = urlsplit(postgres_url)
+    env = {
+        "PATH": os.environ["PATH"],
+        "PGHOST": server.hostname or "127.0.0.1",
+        "PGPORT": str(server.port or 5432),
+        "POSTGRES_USER": server.username or "postgres",
+    }
+    for prefix, (role, database) in names.items():
+        env |= {f"{prefix}_DB_USER": role, f"{prefix}_DB_NAME": database, f"{prefix}_DB_PASSWORD": "it's-$ecret"}
+    admin = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg2://"))
+    try:
+        # When the script runs twice (a restarted init must not fail)
+        for _ in range(2):
+            result = run(POSTGRES_INIT, env)
+            assert result.returncode == 0, result.stderr
+        # Then each database exists, owned by its own login role, which has a password
+        with admin.connect() as conn:
+            for role, database in names.values():
+                owner = conn.execute(
+                    sa.text("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :d"), {"d": database}
+                ).scalar_one()
+                login, has_password = conn.execute(
+                    sa.text("SELECT rolcanlogin, rolpassword IS NOT NULL FROM pg_authid WHERE rolname = :r"),
+                    {"r": role},
+                ).one()
+                assert (owner, login, has_password) == (role, True, True)
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for role, database in names.values():
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}"'))
+                conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()
+
+
+def test_postgres_init_refuses_to_run_without_passwords():
+    result = run(POSTGRES_INIT, {"PATH": os.environ["PATH"]})
+    assert result.returncode != 0 and "AIRFLOW_DB_PASSWORD" in result.stderr
+
+
+# --- docker/init/airflow-init.sh -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_airflow(tmp_path: Path) -> tuple[Path, Path]:
+    """A stand-in `airflow` on PATH that records its arguments (and fails when FAKE_AIRFLOW_FAIL is set)."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "airflow-calls"
+    bin_dir.mkdir()
+    fake = bin_dir / "airflow"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n[ -z "$FAKE_AIRFLOW_FAIL" ]\n')
+    fake.chmod(0o755)
+    return bin_dir, calls
+
+
+def airflow_init_env(tmp_path: Path, bin_dir: Path, password: str) -> dict[str, str]:
+    return {
+        "PATH": f"{bin_dir}:{BIN}:/usr/bin:/bin",
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW_UID": str(os.getuid()),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "auth" / "passwords.json"),
+        "AIRFLOW_ADMIN_USER": "admin",
+        "AIRFLOW_ADMIN_PASSWORD": password,
+    }
+
+
+def test_airflow_init_migrates_and_fixes_the_login_from_env(tmp_path, fake_airflow):
+    bin_dir, calls = fake_airflow
+    passwords = tmp_path / "auth" / "passwords.json"
+    for password in ("first-password", "changed-in-env"):
+        result = run(AIRFLOW_INIT, airflow_init_env(tmp_path, bin_dir, password))
+        assert result.returncode == 0, result.stderr
+        # The simple auth manager's file holds exactly the .env login, readable by its owner only
+        assert json.loads(passwords.read_text()) == {"admin": password}
+        assert stat.S_IMODE(passwords.stat().st_mode) == 0o600
+        assert password not in result.stdout + result.stderr
+    assert calls.read_text().splitlines() == ["db migrate", "db migrate"]
+    assert (tmp_path / "airflow" / "logs").is_dir()
+
+
+def test_airflow_init_fails_when_the_migration_fails(tmp_path, fake_airflow):
+    bin_dir, _ = fake_airflow
+    env = airflow_init_env(tmp_path, bin_dir, "pw") | {"FAKE_AIRFLOW_FAIL": "1"}
+    assert run(AIRFLOW_INIT, env).returncode != 0
+
+
+# --- docker/init/seed.sh and localstack_resources.py ------------------------------------------------------
+
+
+@pytest.fixture
+def localstack_resources():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("localstack_resources", ROOT / "docker/init/localstack_resources.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def stream_names() -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        "STREAM_MODEL_URI": f"s3://bundles-{suffix}/models/ride_duration/1",
+        "RIDE_EVENTS_STREAM": f"events-{suffix}",
+        "PREDICTIONS_STREAM": f"predictions-{suffix}",
+        "RIDE_EVENTS_QUEUE": f"queue-{suffix}",
+    }
+
+
+@pytest.mark.aws
+def test_localstack_resources_are_created_once_and_kept(aws, demo_bundle_dir, localstack_resources):
+    env = stream_names() | {"BUNDLE_DIR": str(demo_bundle_dir)}
+    assert localstack_resources.main(env) == 0
+    assert localstack_resources.main(env) == 0  # a second seed run changes nothing and does not fail
+    kinesis = boto3.client("kinesis")
+    for stream in (env["RIDE_EVENTS_STREAM"], env["PREDICTIONS_STREAM"]):
+        assert (
+            kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE"
+        )
+    assert len(boto3.client("sqs").list_queues(QueueNamePrefix=env["RIDE_EVENTS_QUEUE"])["QueueUrls"]) == 1
+
+
+@pytest.mark.aws
+def test_localstack_resources_names_what_is_missing(aws, localstack_resources, capsys):
+    assert localstack_resources.main({"BUNDLE_DIR": "x"}) == 2
+    assert "STREAM_MODEL_URI" in capsys.readouterr().err
+
+
+@pytest.mark.aws
+def test_seed_prepares_data_database_and_aws_for_every_mode(aws, demo_bundle_dir, tmp_path):
+    # Given the shared volume already holding a bundle (so the slow demo training is skipped)
+    shared = tmp_path / "shared"
+    model = shared / "models" / "ride_duration" / "1"
+    shutil.copytree(demo_bundle_dir, model)
+    names = stream_names()
+    env = {
+        "PATH": f"{BIN}:/usr/bin:/bin",
+        **{key: os.environ[key] for key in os.environ if key.startswith("AWS_")},
+        **names,
+        "AIRFLOW_UID": str(os.getuid()),
+        "SCORING_MODEL_URI": str(model),
+        "SCORING_INPUT_ROOT": str(shared / "data" / "input"),
+        "SCORING_STAGING_ROOT": str(shared / "staging"),
+        "SCORING_DATABASE_URL": f"sqlite:///{tmp_path / 'scoring.db'}",
+        "DEMO_DAY": "2026-01-01",
+        "DEMO_ROWS_PER_HOUR": "10",
+    }
+    # When the seed runs
+    result = run(SEED, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Then the predictions tables exist, the bundle is on S3 byte for byte, and staging is ready
+    tables = sa.inspect(make_engine(env["SCORING_DATABASE_URL"])).get_table_names()
+    assert {"predictions", "scoring_runs", "rejected_records"} <= set(tables)
+    bucket, _, prefix = names["STREAM_MODEL_URI"].removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3")
+    for name in ("model.bin", "model.json"):
+        body = s3.get_object(Bucket=bucket, Key=f"{prefix}/{name}")["Body"].read()
+        assert body == (model / name).read_bytes()
+    assert (shared / "staging").is_dir()
+    assert "already in place" in result.stdout
