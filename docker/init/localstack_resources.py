@@ -56,6 +56,7 @@ def ensure_queue(sqs, name: str) -> str:
 def main(environ: Mapping[str, str] | None = None) -> int:
     """Create the bucket, streams and queue, publish the bundle, and print what exists."""
     import boto3
+    from botocore.config import Config
 
     env = os.environ if environ is None else environ
     missing = [name for name in REQUIRED if not env.get(name)]
@@ -66,7 +67,8 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     ensure_bucket(boto3.client("s3"), storage.parse_s3(target).bucket)
     for uri in publish_bundle(env["BUNDLE_DIR"], target):
         print(f"published {uri}")
-    kinesis = boto3.client("kinesis")
+    # LocalStack's Kinesis can take a while to answer its first calls: wait longer than boto3 would.
+    kinesis = boto3.client("kinesis", config=Config(read_timeout=300, retries={"max_attempts": 10, "mode": "standard"}))
     for stream in (env["RIDE_EVENTS_STREAM"], env["PREDICTIONS_STREAM"]):
         ensure_stream(kinesis, stream)
         print(f"kinesis stream {stream} is active")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import io
+import json
 import os
 import re
 import shlex
@@ -10,6 +12,7 @@ import tempfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
@@ -327,8 +330,15 @@ def test_streaming_uses_what_the_seed_creates(services):
     sqs = build_parser().parse_args(argv(services["stream-runner-sqs"]["command"]))
     assert urlsplit(sqs.sqs_queue_url).path.rsplit("/", 1)[-1] == seed["RIDE_EVENTS_QUEUE"]
     for name in ("stream-runner", "stream-runner-sqs"):
-        url = urlsplit(environment(services[name])["LAMBDA_INVOKE_URL"])
+        runner = environment(services[name])
+        url = urlsplit(runner["LAMBDA_INVOKE_URL"])
         assert (url.hostname, url.port) == ("lambda", 8080)
+        # What docker/stream/rides.py sends to and reads from in these containers
+        assert (runner["RIDE_EVENTS_STREAM"], runner["PREDICTIONS_STREAM"]) == (
+            seed["RIDE_EVENTS_STREAM"],
+            seed["PREDICTIONS_STREAM"],
+        )
+        assert runner["RIDE_EVENTS_QUEUE_URL"] == sqs.sqs_queue_url
 
 
 @pytest.mark.parametrize("name", ["seed", "lambda", "stream-runner", "stream-runner-sqs"])
@@ -373,3 +383,35 @@ def test_the_login_airflow_init_writes_is_the_one_the_api_server_reads(services)
     folder = str(Path(passwords_file).parent)
     for name in ("airflow-init", "airflow-apiserver"):
         assert [m.source for m in mounts(services[name]) if m.target == folder] == ["airflow-auth"], name
+
+
+def python_healthchecks(services) -> dict[str, str]:
+    """The inline programs of `python -c` healthchecks, by service."""
+    found = {}
+    for name, service in services.items():
+        check = healthcheck_argv(service) if "healthcheck" in service else []
+        if check[:1] in (["python"], ["python3"]) and check[1] == "-c":
+            found[name] = check[2]
+    return found
+
+
+def test_inline_python_healthchecks_compile(services):
+    programs = python_healthchecks(services)
+    assert {"localstack", "web"} <= set(programs)
+    for name, program in programs.items():
+        compile(program, f"<{name} healthcheck>", "exec")
+
+
+@pytest.mark.parametrize(
+    ("statuses", "exit_code"),
+    [
+        ({"s3": "running", "kinesis": "running", "sqs": "running", "lambda": "disabled"}, 0),
+        ({"s3": "running", "kinesis": "available", "sqs": "running"}, 1),
+        ({"s3": "running", "sqs": "running"}, 1),
+    ],
+)
+def test_localstack_is_healthy_once_its_three_services_run(services, statuses, exit_code):
+    body = io.BytesIO(json.dumps({"services": statuses, "version": "4.14.0"}).encode())
+    with mock.patch("urllib.request.urlopen", return_value=body), pytest.raises(SystemExit) as stop:
+        exec(python_healthchecks(services)["localstack"], {})
+    assert int(stop.value.code or 0) == exit_code
