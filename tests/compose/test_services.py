@@ -185,7 +185,8 @@ def test_init_scripts_are_in_the_image_where_compose_runs_them(services, name):
     assert service["build"]["dockerfile"] == "docker/airflow.Dockerfile"
     shell, script = argv(service["entrypoint"])
     assert shell == "/bin/bash"
-    source = image_path_source(parse_dockerfile(ROOT / service["build"]["dockerfile"]), script)
+    dockerfile = parse_dockerfile(ROOT / service["build"]["dockerfile"])
+    source = image_path_source(dockerfile, script, service["build"].get("target"))
     assert source is not None and source.is_file(), f"{script} is not copied into the image"
 
 
@@ -244,9 +245,10 @@ def test_stream_runners_run_a_real_scoring_command_with_a_real_handler(services,
 def test_the_lambda_runs_the_handler_the_image_holds(services):
     service = services["lambda"]
     dockerfile = parse_dockerfile(ROOT / service["build"]["dockerfile"])
-    (handler,) = argv(service["command"]) or dockerfile.final("CMD")
+    target = service["build"].get("target")
+    (handler,) = argv(service["command"]) or dockerfile.final("CMD", target)
     module, _, function = handler.rpartition(".")
-    source = image_path_source(dockerfile, f"${{LAMBDA_TASK_ROOT}}/{module}.py")
+    source = image_path_source(dockerfile, f"${{LAMBDA_TASK_ROOT}}/{module}.py", target)
     assert source == ROOT / "lambda/lambda_function.py"
     assert function in top_level_names(source)
     # The healthcheck's script is the bind-mounted one and its mode exists.
@@ -260,7 +262,7 @@ def test_the_web_service_runs_gunicorn_with_the_images_config(services):
     dockerfile = parse_dockerfile(ROOT / service["build"]["dockerfile"])
     gunicorn, flag, config, app = argv(service["command"])
     assert (gunicorn, flag) == ("gunicorn", "-c")
-    assert image_path_source(dockerfile, config) == ROOT / "webservice/gunicorn.conf.py"
+    assert image_path_source(dockerfile, config, service["build"].get("target")) == ROOT / "webservice/gunicorn.conf.py"
     module, _, attribute = app.partition(":")
     source = ROOT / (module.replace(".", "/") + ".py")
     assert attribute in top_level_names(source)
