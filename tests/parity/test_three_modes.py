@@ -122,4 +122,3 @@ def test_batch_online_stream_and_the_reference_agree_exactly(
             ride: (predictions[ride], expected[ride]) for ride in expected if predictions[ride] != expected[ride]
         }
         assert mismatched == {}, f"{mode} differs from the reference"
-
