@@ -115,12 +115,15 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
         def publish(plan: dict, shard_results: list[dict]) -> dict:
             from scoring_airflow.hook import ScoringDbHook
 
+            # One slice fetches every shard's result in a single request; list() fetches them one by one
+            # and stops on a lookup past the last shard, which the worker logs as "ERROR XCom not found".
+            results = shard_results[:]
             settings = _settings()
             engine = ScoringDbHook(fallback_url=settings.database_url).get_conn()
             threshold = get_current_context()["params"].get("reject_threshold")
             try:
                 with task_errors():
-                    return run_tasks.publish(settings, engine, plan, list(shard_results), threshold)
+                    return run_tasks.publish(settings, engine, plan, results, threshold)
             finally:
                 engine.dispose()
 

@@ -1,0 +1,87 @@
+"""Airflow for real on LocalExecutor: a user triggers, clears and backfills score_rides_hourly through REST API v2.
+
+The API server, scheduler and dag-processor run as processes on a PostgreSQL metadata database;
+every step goes through the public API, as the UI's buttons do, and the proof is in the
+predictions table: each hour is there exactly once, however many runs scored it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from scoring.partitions import PartitionKey
+from scoring.synthetic import write_partition
+from tests.conftest import make_rides
+from tests.e2e.airflow_stack import DAG_ID, AirflowStack, ScoringPaths, partition_counts, scoring_run_ids
+
+pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.postgres]
+
+RUN_TIMEOUT = 240
+HOUR_03, HOUR_04 = "2026-01-01T03", "2026-01-01T04"
+ROWS = {HOUR_03: 900, HOUR_04: 600}
+
+
+def write_hour(paths: ScoringPaths, partition: str, files: int) -> None:
+    """The hour's rides as several part files, so the run maps more than one score_shard."""
+    rides = make_rides(ROWS[partition], seed=int(partition[-2:]))
+    write_partition(str(paths.input_root), "rides", PartitionKey.parse(partition), rides, files=files)
+
+
+@pytest.fixture(scope="module")
+def first_run(local_stack: AirflowStack, scoring_paths: ScoringPaths) -> dict:
+    """Hour 03 scored by a click on Trigger at 04:20 (the form's logical date is "now", never a round hour)."""
+    write_hour(scoring_paths, HOUR_03, files=3)
+    run = local_stack.api.trigger(DAG_ID, logical_date="2026-01-01T04:20:00Z")
+    return local_stack.api.wait_for_run(DAG_ID, run["dag_run_id"], timeout=RUN_TIMEOUT)
+
+
+def test_triggered_run_publishes_the_hour_that_just_closed_once(local_stack, scoring_paths, first_run):
+    # Given 900 rides of hour 03 in three files, When a user triggers the DAG at 04:20 (first_run)
+    # Then the run's interval is the hour that had closed, and the hour is stored once, whole
+    assert (first_run["data_interval_start"], first_run["data_interval_end"]) == (
+        "2026-01-01T03:00:00Z",
+        "2026-01-01T04:00:00Z",
+    )
+    assert partition_counts(scoring_paths.database_url, DAG_ID)[HOUR_03] == (900, 900)
+    # ... scored by one mapped score_shard per file
+    tis = local_stack.api.task_instances(DAG_ID, first_run["dag_run_id"])
+    shards = sorted(ti["map_index"] for ti in tis if ti["task_id"] == "score_shard" and ti["state"] == "success")
+    assert shards == [0, 1, 2]
+    assert scoring_run_ids(scoring_paths.database_url, DAG_ID, HOUR_03)[0].startswith(first_run["dag_run_id"])
+    # ... and no task of the run logged an error on the way
+    assert local_stack.task_log_errors(DAG_ID, first_run["dag_run_id"]) == []
+
+
+def test_clearing_the_finished_run_republishes_the_hour_without_duplicates(local_stack, scoring_paths, first_run):
+    # Given hour 03 already published by the first run
+    run_id = first_run["dag_run_id"]
+    published_before = scoring_run_ids(scoring_paths.database_url, DAG_ID, HOUR_03)
+    finished_before = local_stack.api.run(DAG_ID, run_id)["end_date"]
+    # When the user clears the finished run, so all its tasks run again
+    local_stack.api.clear(DAG_ID, run_id)
+    local_stack.api.wait_for_run(DAG_ID, run_id, timeout=RUN_TIMEOUT, after=finished_before)
+    # Then the hour still has each ride exactly once, published by a new scoring run of the same DAG run
+    assert partition_counts(scoring_paths.database_url, DAG_ID)[HOUR_03] == (900, 900)
+    published_after = scoring_run_ids(scoring_paths.database_url, DAG_ID, HOUR_03)
+    assert published_after[: len(published_before)] == published_before
+    (new_run,) = published_after[len(published_before) :]
+    assert new_run.startswith(run_id) and new_run not in published_before
+
+
+def test_backfill_over_a_scored_hour_and_a_new_one_keeps_one_copy_of_each(local_stack, scoring_paths, first_run):
+    # Given hour 03 already published, and hour 04 newly landed in two files
+    write_hour(scoring_paths, HOUR_04, files=2)
+    published_03 = scoring_run_ids(scoring_paths.database_url, DAG_ID, HOUR_03)
+    # When the user backfills the logical dates 03:00 to 04:00, i.e. the intervals of hours 03 and 04
+    backfill = local_stack.api.backfill(DAG_ID, from_date="2026-01-01T03:00:00Z", to_date="2026-01-01T04:00:00Z")
+    local_stack.api.wait_for_backfill(backfill["id"], timeout=RUN_TIMEOUT)
+    # Then both backfill runs succeeded, one per hour ...
+    runs = [r for r in local_stack.api.runs(DAG_ID) if r["run_type"] == "backfill"]
+    assert sorted(r["data_interval_start"] for r in runs) == ["2026-01-01T03:00:00Z", "2026-01-01T04:00:00Z"]
+    for run in runs:
+        assert run["state"] == "success", local_stack.api.failure_summary(DAG_ID, run["dag_run_id"])
+    # ... hour 03 was replaced (one more publish, same rows) and hour 04 is there once
+    counts = partition_counts(scoring_paths.database_url, DAG_ID)
+    assert {key: counts[key] for key in ROWS} == {HOUR_03: (900, 900), HOUR_04: (600, 600)}
+    assert len(scoring_run_ids(scoring_paths.database_url, DAG_ID, HOUR_03)) == len(published_03) + 1
+    assert len(scoring_run_ids(scoring_paths.database_url, DAG_ID, HOUR_04)) == 1
