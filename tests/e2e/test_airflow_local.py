@@ -29,7 +29,9 @@ def write_hour(paths: ScoringPaths, partition: str, files: int) -> None:
 
 @pytest.fixture(scope="module")
 def first_run(local_stack: AirflowStack, scoring_paths: ScoringPaths) -> dict:
-    """Hour 03 scored by a click on Trigger at 04:20 (the form's logical date is "now", never a round hour)."""
+    """Hour 03 scored by a click on Trigger at 04:20, the logical date the UI's form fills in ("now")."""
+    # Not 04:00: a manual run at a round hour takes the logical date of the scheduled run for the hour
+    # starting then, so the scheduler skips that hour and a backfill of it reruns this run (hour 03).
     write_hour(scoring_paths, HOUR_03, files=3)
     run = local_stack.api.trigger(DAG_ID, logical_date="2026-01-01T04:20:00Z")
     return local_stack.api.wait_for_run(DAG_ID, run["dag_run_id"], timeout=RUN_TIMEOUT)
