@@ -43,14 +43,37 @@ class PartitionKey:
 
     @classmethod
     def for_interval(cls, start: datetime, end: datetime) -> PartitionKey:
-        """The partition a closed data interval covers: one hour or one day, in UTC."""
-        start_utc = start.astimezone(timezone.utc)
+        """The last whole UTC hour (1-hour interval) or day (1-day interval) that closed by `end`.
+
+        A scheduled run's interval is exactly that hour or day; a manual run triggered at 04:20
+        has [03:20, 04:20) and scores 03:00-04:00, the hour that had just closed.
+        """
+        end_utc = end.astimezone(timezone.utc)
         length = end - start
         if length == timedelta(hours=1):
-            return cls(start_utc.date(), start_utc.hour)
-        if length == timedelta(days=1) and start_utc.hour == 0:
-            return cls(start_utc.date())
-        raise InvalidInput(f"data interval {start.isoformat()} .. {end.isoformat()} is not one UTC hour or one UTC day")
+            closed = end_utc.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+            return cls(closed.date(), closed.hour)
+        if length == timedelta(days=1):
+            closed_day = end_utc.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+            return cls(closed_day.date())
+        raise InvalidInput(f"data interval {start.isoformat()} .. {end.isoformat()} is not one hour or one day long")
+
+    @classmethod
+    def for_run(cls, logical_date: datetime | None, run_after: datetime, *, hourly: bool) -> PartitionKey:
+        """The hour (or day) a DAG run scores: the one starting at its logical date, once it has closed.
+
+        Scheduled and backfill runs have logical date = start of the interval that just closed, so this
+        is their interval. A manual run at logical date 04:00 therefore scores 04:00-05:00, the hour of
+        the scheduled run it stands in for, never the hour before (that one belongs to the 03:00 run).
+        A manual run whose hour has not closed yet (logical date "now", or none) scores the last
+        closed one instead of a partial hour.
+        """
+        period = timedelta(hours=1) if hourly else timedelta(days=1)
+        closed_by = _floor(run_after, hourly)
+        start = _floor(logical_date, hourly) if logical_date is not None else closed_by
+        if start + period > closed_by:
+            start = closed_by - period
+        return cls(start.date(), start.hour if hourly else None)
 
     @property
     def is_hourly(self) -> bool:
@@ -64,3 +87,12 @@ class PartitionKey:
 
     def __str__(self) -> str:
         return self.day.isoformat() if self.hour is None else f"{self.day.isoformat()}T{self.hour:02d}"
+
+
+def _floor(moment: datetime, hourly: bool) -> datetime:
+    utc = moment.astimezone(timezone.utc)
+    return (
+        utc.replace(minute=0, second=0, microsecond=0)
+        if hourly
+        else utc.replace(hour=0, minute=0, second=0, microsecond=0)
+    )

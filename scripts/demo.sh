@@ -12,14 +12,14 @@ mkdir -p "$LOGS"
 "$BIN/scoring" demo --day "$DAY" --input "$SCORING_INPUT_ROOT" --model "$SCORING_MODEL_URI"
 
 echo "running score_rides_hourly through Airflow for $HOURS hours of $DAY (logs in $LOGS)"
-for ((hour = 1; hour <= HOURS; hour++)); do
-  # A run at HH:00 scores the hour that just closed, (HH-1):00 to HH:00.
+for ((hour = 0; hour < HOURS; hour++)); do
+  # The run with logical date HH:00 scores HH:00-HH+1:00, as the scheduler's run for that hour does.
   logical_date=$(printf '%sT%02d:00:00+00:00' "$DAY" "$hour")
-  log="$LOGS/score_rides_hourly_$(printf '%02d' $((hour - 1))).log"
+  log="$LOGS/score_rides_hourly_$(printf '%02d' "$hour").log"
   if "$BIN/airflow" dags test score_rides_hourly "$logical_date" > "$log" 2>&1; then
-    echo "  hour $(printf '%02d' $((hour - 1))): success"
+    echo "  hour $(printf '%02d' "$hour"): success"
   else
-    echo "  hour $(printf '%02d' $((hour - 1))): FAILED, last lines of $log:"; tail -25 "$log"; exit 1
+    echo "  hour $(printf '%02d' "$hour"): FAILED, last lines of $log:"; tail -25 "$log"; exit 1
   fi
 done
 

@@ -40,8 +40,10 @@ def _settings():
 
 def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: datetime | None = None):
     """Build the scoring DAG for `cadence` ('hourly' or 'daily'); the partition is the interval that just closed."""
-    # A cron string alone gives data_interval_start == data_interval_end in Airflow 3; the
-    # interval timetable makes each run cover the hour (or day) that just ended.
+    # A cron string alone gives data_interval_start == data_interval_end in Airflow 3; the interval
+    # timetable makes each scheduled run cover the hour (or day) that just ended, with its logical date
+    # at the start of that hour. Partitions follow the logical date (run_tasks.resolve_partition), so a
+    # manual or backfill run at 03:00 scores exactly what the scheduled 03:00 run scores.
     timetable = CronDataIntervalTimetable(CRON[cadence], timezone="UTC")
     asset = predictions_asset(dag_id)
 
@@ -86,8 +88,9 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
             with task_errors():
                 return run_tasks.resolve_partition(
                     context["params"].get("partition"),
-                    context.get("data_interval_start"),
-                    context.get("data_interval_end"),
+                    context.get("logical_date"),
+                    context["dag_run"].run_after,
+                    hourly=cadence == "hourly",
                 )
 
         @task.sensor(poke_interval=60, timeout=6 * 3600, mode="reschedule")

@@ -12,16 +12,15 @@ from datetime import datetime
 log = logging.getLogger(__name__)
 
 
-def resolve_partition(requested: str | None, interval_start: datetime | None, interval_end: datetime | None) -> str:
-    """The partition a run scores: the one named by the trigger, else the data interval that just closed."""
-    from scoring.errors import InvalidInput
+def resolve_partition(
+    requested: str | None, logical_date: datetime | None, run_after: datetime, *, hourly: bool
+) -> str:
+    """The partition a run scores: the one named by the trigger, else the period starting at its logical date."""
     from scoring.partitions import PartitionKey
 
     if requested:
         return str(PartitionKey.parse(requested))
-    if interval_start is None or interval_end is None:
-        raise InvalidInput("this run has no data interval: trigger it with a logical date or a 'partition' param")
-    return str(PartitionKey.for_interval(interval_start, interval_end))
+    return str(PartitionKey.for_run(logical_date, run_after, hourly=hourly))
 
 
 def partition_is_ready(settings, partition: str) -> bool:

