@@ -42,23 +42,6 @@ class PartitionKey:
         raise InvalidInput(f"partition key {text!r} is neither YYYY-MM-DD (daily) nor YYYY-MM-DDTHH (hourly)")
 
     @classmethod
-    def for_interval(cls, start: datetime, end: datetime) -> PartitionKey:
-        """The last whole UTC hour (1-hour interval) or day (1-day interval) that closed by `end`.
-
-        A scheduled run's interval is exactly that hour or day; a manual run triggered at 04:20
-        has [03:20, 04:20) and scores 03:00-04:00, the hour that had just closed.
-        """
-        end_utc = end.astimezone(timezone.utc)
-        length = end - start
-        if length == timedelta(hours=1):
-            closed = end_utc.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-            return cls(closed.date(), closed.hour)
-        if length == timedelta(days=1):
-            closed_day = end_utc.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
-            return cls(closed_day.date())
-        raise InvalidInput(f"data interval {start.isoformat()} .. {end.isoformat()} is not one hour or one day long")
-
-    @classmethod
     def for_run(cls, logical_date: datetime | None, run_after: datetime, *, hourly: bool) -> PartitionKey:
         """The hour (or day) a DAG run scores: the one starting at its logical date, once it has closed.
 

@@ -53,29 +53,28 @@ def test_dags_have_owner_retries_tags_and_the_expected_shape(dagbag, dag_id):
 
 
 @pytest.mark.parametrize(
-    ("dag_id", "run_after", "expected"),
+    ("dag_id", "earliest", "first_partition"),
     [
-        ("score_rides_hourly", datetime(2026, 1, 1, 4, 0, tzinfo=timezone.utc), "2026-01-01T03"),
-        ("score_rides_hourly", datetime(2026, 1, 1, 4, 20, tzinfo=timezone.utc), "2026-01-01T03"),
-        ("score_rides_daily", datetime(2026, 1, 2, 0, 0, tzinfo=timezone.utc), "2026-01-01"),
+        ("score_rides_hourly", datetime(2026, 1, 1, 3, tzinfo=timezone.utc), "2026-01-01T03"),
+        ("score_rides_daily", datetime(2026, 1, 1, tzinfo=timezone.utc), "2026-01-01"),
     ],
 )
-def test_timetable_gives_the_interval_that_just_closed(dagbag, dag_id, run_after, expected):
+def test_scheduled_runs_score_the_interval_that_just_closed(dagbag, dag_id, earliest, first_partition):
     from airflow.serialization.encoders import coerce_to_core_timetable
-    from airflow.timetables.base import DataInterval, TimeRestriction
+    from airflow.timetables.base import TimeRestriction
 
     timetable = coerce_to_core_timetable(dagbag.dags[dag_id].timetable)
-    # A manual run at run_after scores the last closed interval ...
-    interval = timetable.infer_manual_data_interval(run_after=pendulum.instance(run_after))
-    assert interval.start < interval.end
-    assert str(PartitionKey.for_interval(interval.start, interval.end)) == expected
-    # ... and the scheduled run after it covers the next interval, once that has closed.
-    following = timetable.next_dagrun_info(
-        last_automated_data_interval=DataInterval(interval.start, interval.end),
-        restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
-    )
-    assert following.data_interval.start == interval.end
-    assert following.run_after == following.data_interval.end
+    restriction = TimeRestriction(earliest=pendulum.instance(earliest), latest=None, catchup=True)
+    first = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+    second = timetable.next_dagrun_info(last_automated_data_interval=first.data_interval, restriction=restriction)
+    for info in (first, second):
+        # A real interval (not start == end), run once it has closed, with the logical date at its start
+        assert info.data_interval.start < info.data_interval.end == info.run_after
+        assert info.logical_date == info.data_interval.start
+    assert second.data_interval.start == first.data_interval.end
+    # And the partition the run scores is exactly that interval
+    partition = PartitionKey.for_run(first.logical_date, first.run_after, hourly=dag_id.endswith("hourly"))
+    assert str(partition) == first_partition
 
 
 @pytest.fixture

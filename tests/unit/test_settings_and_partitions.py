@@ -49,30 +49,6 @@ def test_bad_partition_key_is_refused(text):
         PartitionKey.parse(text)
 
 
-@pytest.mark.parametrize(
-    ("start", "end", "expected"),
-    [
-        (datetime(2026, 1, 1, 3, tzinfo=timezone.utc), datetime(2026, 1, 1, 4, tzinfo=timezone.utc), "2026-01-01T03"),
-        (datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc), "2026-01-01"),
-        # a manual run at 04:20: the hour that had closed, not a partial one
-        (
-            datetime(2026, 1, 1, 3, 20, tzinfo=timezone.utc),
-            datetime(2026, 1, 1, 4, 20, tzinfo=timezone.utc),
-            "2026-01-01T03",
-        ),
-        (datetime(2026, 1, 1, 9, tzinfo=timezone.utc), datetime(2026, 1, 2, 9, tzinfo=timezone.utc), "2026-01-01"),
-    ],
-)
-def test_partition_for_a_closed_interval(start, end, expected):
-    assert str(PartitionKey.for_interval(start, end)) == expected
-
-
-def test_zero_length_interval_is_refused():
-    moment = datetime(2026, 1, 1, 3, tzinfo=timezone.utc)
-    with pytest.raises(InvalidInput, match="not one hour or one day long"):
-        PartitionKey.for_interval(moment, moment)
-
-
 UTC = timezone.utc
 
 
