@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -134,17 +135,23 @@ def score_shard(
     id_field = schema.id_field or ""
     wanted = [*schema.field_names, id_field]
     input_rows = 0
-    for chunk in read_chunks(source, chunk_rows):
-        frame = chunk.table.select([c for c in wanted if c in chunk.table.column_names]).to_pandas()
-        result = schema.validate_frame(frame, require_id=True, text_input=chunk.text_input)
-        valid, values, reasons = _keep_finite(result.valid, predictor.predict(result.valid), result.rejected)
-        scored.write(
-            pa.table({"record_id": pa.array(valid[id_field], pa.string()), "prediction": values}, PREDICTION_SCHEMA)
-        )
-        rejected.write(_reject_table(chunk.table, reasons, frame, id_field))
-        input_rows += chunk.table.num_rows
-        if on_rows:
-            on_rows(chunk.table.num_rows)
+    try:
+        for chunk in read_chunks(source, chunk_rows):
+            frame = chunk.table.select([c for c in wanted if c in chunk.table.column_names]).to_pandas()
+            result = schema.validate_frame(frame, require_id=True, text_input=chunk.text_input)
+            valid, values, reasons = _keep_finite(result.valid, predictor.predict(result.valid), result.rejected)
+            scored.write(
+                pa.table({"record_id": pa.array(valid[id_field], pa.string()), "prediction": values}, PREDICTION_SCHEMA)
+            )
+            rejected.write(_reject_table(chunk.table, reasons, frame, id_field))
+            input_rows += chunk.table.num_rows
+            if on_rows:
+                on_rows(chunk.table.num_rows)
+    except BaseException:
+        # A shard that fails leaves no half-written staging behind (nor temp files for s3:// staging).
+        scored.abort()
+        rejected.abort()
+        raise
     scored.close()
     rejected.close()
     return ShardResult(
@@ -169,6 +176,18 @@ def _keep_finite(
     return valid[finite], values[finite], pd.concat([rejected, overflowed]).sort_index()
 
 
+def raw_record_json(record: dict[str, object]) -> str:
+    """The raw row as JSON that PostgreSQL's JSONB accepts: NaN and infinities become strings, not bare tokens."""
+    clean = {key: _json_value(value) for key, value in record.items()}
+    return json.dumps(clean, default=str, allow_nan=False)
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
 def _check_model(plan: RunPlan, manifest: Manifest) -> None:
     if plan.model_sha256 and manifest.sha256 != plan.model_sha256:
         raise PublishError(
@@ -187,7 +206,7 @@ def _reject_table(raw: pa.Table, reasons: pd.Series, frame: pd.DataFrame, id_fie
         {
             "record_id": pa.array([None if pd.isna(v) else str(v) for v in ids], pa.string()),
             "reason": pa.array(reasons.astype(str).tolist(), pa.string()),
-            "raw_record": pa.array([json.dumps(r, default=str) for r in records], pa.string()),
+            "raw_record": pa.array([raw_record_json(r) for r in records], pa.string()),
         },
         REJECT_SCHEMA,
     )

@@ -24,6 +24,8 @@ LOCATION_FIELDS = (
     FieldSpec("DOLocationID", "integer", required=True, minimum=0),
 )
 DISTANCE_FIELD = FieldSpec("trip_distance", "number", required=True, minimum=0)
+# Location ids below 2**31 pack into one non-negative int64 pair key (real TLC zones are 1-265).
+PACKABLE = 2**31
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,13 @@ def ride_pu_do(inputs: pd.DataFrame) -> pd.DataFrame:
     """PU_DO = "<PULocationID>_<DOLocationID>" as one categorical, plus trip_distance."""
     pu = inputs["PULocationID"].to_numpy(dtype=np.int64)
     do = inputs["DOLocationID"].to_numpy(dtype=np.int64)
-    # Pack the pair into one int so factorize works on numbers; location ids are far below 2**31.
-    pair = (pu << 32) | (do & 0xFFFFFFFF)
-    pu_do = _categorical_from_ints(pair, lambda keys: [f"{k >> 32}_{k & 0xFFFFFFFF}" for k in keys.tolist()])
+    if len(pu) and max(pu.max(), do.max()) >= PACKABLE:
+        # Ids too large to pack into one int64 key: build the labels directly (slower, same strings).
+        pu_do = pd.Categorical([f"{a}_{b}" for a, b in zip(pu.tolist(), do.tolist(), strict=True)])
+    else:
+        # Pack the pair into one int so factorize works on numbers and formats only distinct pairs.
+        pair = (pu << 32) | do
+        pu_do = _categorical_from_ints(pair, lambda keys: [f"{k >> 32}_{k & 0xFFFFFFFF}" for k in keys.tolist()])
     return pd.DataFrame(
         {"PU_DO": pu_do, "trip_distance": inputs["trip_distance"].to_numpy(dtype=float)},
         index=inputs.index,

@@ -248,10 +248,11 @@ def _check_number(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple
         fractional = finite & (np.floor(numeric) != numeric)
         if fractional.any():
             reasons[fractional] = [f"field '{spec.name}': {_fmt(v)} is not an integer" for v in numeric[fractional]]
-        # Beyond 2**53 a float64 no longer holds every integer, so the value would silently change.
-        too_large = finite & ~fractional & (np.abs(numeric) > MAX_EXACT_INTEGER)
+        # From 2**53 on a float64 no longer holds every integer (2**53 + 1 reads as 2**53), so the value
+        # could have changed already: refuse the whole range rather than store a neighbour.
+        too_large = finite & ~fractional & (np.abs(numeric) >= MAX_EXACT_INTEGER)
         if too_large.any():
-            reasons[too_large] = f"field '{spec.name}': is too large for an integer (limit 2**53)"
+            reasons[too_large] = f"field '{spec.name}': is too large for an integer (it must be below 2**53)"
     if spec.minimum is not None:
         below = finite & (numeric < spec.minimum)
         if below.any():

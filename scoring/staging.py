@@ -75,6 +75,14 @@ class StagedWriter:
             self._writer.write_table(table)
             self.rows += table.num_rows
 
+    def abort(self) -> None:
+        """Drop what was written so far; nothing reaches the staging location."""
+        try:
+            self._writer.close()
+        finally:
+            if os.path.exists(self._local):
+                os.unlink(self._local)
+
     def close(self) -> None:
         self._writer.close()
         if storage.is_s3(self.uri):

@@ -78,14 +78,21 @@ def publish(
             )
         )
         _insert_rejects(conn, run, rejects)
-        conn.execute(insert(scoring_runs).values(**run.__dict__))
+        _record_run(conn, run)
 
 
 def record_failed_run(engine: Engine, run: RunRecord, rejects: Iterable[dict[str, object]]) -> None:
     """Keep the failed run and its rejected rows for inspection; the published predictions stay as they were."""
     with engine.begin() as conn:
+        conn.execute(delete(rejected_records).where(rejected_records.c.run_id == run.run_id))
         _insert_rejects(conn, run, rejects)
-        conn.execute(insert(scoring_runs).values(**run.__dict__))
+        _record_run(conn, run)
+
+
+def _record_run(conn: Connection, run: RunRecord) -> None:
+    # A plan published again (a retried or cleared publish task) replaces its own earlier record.
+    conn.execute(delete(scoring_runs).where(scoring_runs.c.run_id == run.run_id))
+    conn.execute(insert(scoring_runs).values(**run.__dict__))
 
 
 def _lock_partition(conn: Connection, job: str, partition_key: str) -> None:

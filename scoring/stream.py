@@ -111,6 +111,9 @@ def parse_payload(text: str, id_field: str) -> tuple[dict[str, Any] | None, str 
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"the payload is not valid JSON ({exc.msg} at position {exc.pos})"
+    except (ValueError, RecursionError):
+        # Python's own limits: an integer of over 4300 digits, or nesting deeper than the stack.
+        return None, "the payload is valid JSON but too large or too deeply nested to read"
     if not isinstance(payload, dict):
         return None, "the payload is not a JSON object"
     record = payload

@@ -141,3 +141,63 @@ def test_a_row_whose_prediction_overflows_is_quarantined(engine, predictor, tmp_
     summary = run(predictor, engine, str(tmp_path / "in"), str(tmp_path / "stage"))
     assert (summary.scored_rows, summary.rejected_rows) == (299, 1)
     assert "not finite" in rejects(engine)["reason"].iloc[0]
+
+
+def test_a_rejected_row_holding_infinity_or_nan_is_kept_and_the_rest_published(engine, predictor, tmp_path):
+    # PostgreSQL's JSONB refuses bare NaN/Infinity tokens: the raw record must still be storable.
+    rides = make_rides(400)
+    rides.loc[0, "trip_distance"] = np.inf
+    rides.loc[1, "fare_amount"] = np.nan
+    rides.loc[1, "trip_distance"] = -3.0
+    write_rides(str(tmp_path / "in"), rides, files=1)
+    summary = run(predictor, engine, str(tmp_path / "in"), str(tmp_path / "stage"))
+    assert (summary.scored_rows, summary.rejected_rows) == (398, 2)
+    raws = [r if isinstance(r, dict) else __import__("json").loads(r) for r in rejects(engine)["raw_record"]]
+    assert sorted(str(r["trip_distance"]) for r in raws) == ["-3.0", "Infinity"]
+    assert len(stored(engine)) == 398
+
+
+def test_publishing_the_same_plan_again_replaces_its_own_record(engine, predictor, tmp_path):
+    # Given a run that failed its threshold (a retried or cleared publish task re-publishes the same plan)
+    from scoring.batch import plan_run, publish_run, score_shard
+    from scoring.partitions import PartitionKey
+
+    rides = make_rides(100)
+    rides.loc[:4, "trip_distance"] = np.nan
+    root = str(tmp_path / "in")
+    write_rides(root, rides, files=1)
+    plan = plan_run(
+        job="score_rides_hourly",
+        partition=PartitionKey.parse("2026-03-01T05"),
+        input_root=root,
+        dataset="rides",
+        staging_root=str(tmp_path / "stage"),
+        run_id="manual__x.try1",
+    )
+    shards = [score_shard(predictor, plan, 0, chunk_rows=50)]
+    with pytest.raises(RejectThresholdExceeded):
+        publish_run(engine, plan, shards, predictor.bundle.manifest, reject_threshold=0.01)
+    # When the operator raises the threshold and the same plan is published, twice
+    for _ in range(2):
+        summary = publish_run(engine, plan, shards, predictor.bundle.manifest, reject_threshold=0.10)
+    # Then it is published once, with one run record and its five rejects
+    assert summary.scored_rows == 95 and len(stored(engine)) == 95
+    assert runs(engine)[["run_id", "status"]].values.tolist() == [["manual__x.try1", "published"]]
+    assert len(rejects(engine)) == 5
+
+
+def test_a_shard_that_fails_leaves_no_staging_behind(predictor, tmp_path):
+    from scoring.batch import plan_run, score_shard
+    from scoring.errors import InvalidInput
+    from scoring.partitions import PartitionKey
+
+    key = PartitionKey.parse("2026-03-01T05")
+    partition_dir = tmp_path / "in" / "rides" / "dt=2026-03-01" / "hour=05"
+    partition_dir.mkdir(parents=True)
+    (partition_dir / "part-0.parquet").write_bytes(b"not parquet at all")
+    plan = plan_run(
+        job="j", partition=key, input_root=str(tmp_path / "in"), dataset="rides", staging_root=str(tmp_path / "stage")
+    )
+    with pytest.raises(InvalidInput, match="not a readable Parquet file"):
+        score_shard(predictor, plan, 0, chunk_rows=50)
+    assert [p for p in (tmp_path / "stage").rglob("*") if p.is_file()] == []

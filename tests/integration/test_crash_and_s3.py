@@ -27,10 +27,10 @@ def _score_in_subprocess(root, model_dir, database_url, staging) -> subprocess.P
 
 
 def _wait_for_blocked_publish(engine: sa.Engine, timeout: float = 60.0) -> None:
-    """Until another backend is inside the publish transaction, waiting for our table lock."""
+    """Until another backend is inside the publish transaction (rows deleted and copied), waiting for our lock."""
     query = sa.text(
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-        "AND state = 'active' AND query LIKE 'INSERT INTO scoring_runs%'"
+        "AND state = 'active' AND (query LIKE 'DELETE FROM scoring_runs%' OR query LIKE 'INSERT INTO scoring_runs%')"
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -38,7 +38,7 @@ def _wait_for_blocked_publish(engine: sa.Engine, timeout: float = 60.0) -> None:
             if conn.execute(query).scalar():
                 return
         time.sleep(0.1)
-    raise AssertionError("the publisher never reached the scoring_runs insert")
+    raise AssertionError("the publisher never reached its scoring_runs record")
 
 
 def test_sigkill_mid_publish_leaves_previous_rows_and_next_run_converges(

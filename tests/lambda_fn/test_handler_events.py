@@ -147,3 +147,11 @@ def test_cold_start_refuses_an_output_without_its_destination(cold_start):
         cold_start(SCORING_STREAM_OUTPUT="kinesis")
     with pytest.raises(ConfigError, match="SCORING_OUTPUT_QUEUE_URL"):
         cold_start(SCORING_STREAM_OUTPUT="sqs")
+
+
+@pytest.mark.parametrize("payload", ['{"ride_id": ' + "9" * 5000 + "}", "[" * 100_000 + "]" * 100_000])
+def test_payloads_beyond_pythons_json_limits_fail_alone(payload):
+    from scoring.stream import parse_payload
+
+    record, reason = parse_payload(payload, "ride_id")
+    assert record is None and reason == "the payload is valid JSON but too large or too deeply nested to read"

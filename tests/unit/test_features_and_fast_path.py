@@ -85,3 +85,9 @@ def test_fast_path_equals_dv_transform_on_random_vocabularies(data, n_cat, n_num
 def test_predictor_fast_and_naive_paths_agree_exactly(predictor, rides):
     valid = predictor.schema.validate_frame(rides).valid
     assert np.array_equal(predictor.predict(valid), predictor.predict_naive(valid))
+
+
+def test_pu_do_labels_stay_exact_for_ids_too_large_to_pack():
+    frame = pd.DataFrame({"PULocationID": [2**32 + 1, 7], "DOLocationID": [5, 2**40], "trip_distance": [1.0, 2.0]})
+    features = get_recipe("ride_pu_do").build(frame)
+    assert features["PU_DO"].astype(str).tolist() == [f"{2**32 + 1}_5", f"7_{2**40}"]

@@ -127,7 +127,8 @@ def test_record_ids_are_normalised_to_text(raw, expected):
     ("value", "reason"),
     [
         (10**400, "field 'PULocationID': is not finite"),
-        (2**60, "field 'PULocationID': is too large for an integer (limit 2**53)"),
+        (2**60, "field 'PULocationID': is too large for an integer (it must be below 2**53)"),
+        (2**53 + 1, "field 'PULocationID': is too large for an integer (it must be below 2**53)"),
     ],
 )
 def test_integers_that_a_float_cannot_hold_exactly_are_refused(value, reason):
