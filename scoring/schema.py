@@ -99,27 +99,40 @@ class InputSchema:
         `absent` marks, per field, the rows whose record lacked the key (JSON), so that a missing
         field is told apart from an explicit null.
         """
-        # Reasons are kept as plain object arrays (None = fine) and become one Series at the end:
-        # per-field pandas objects cost more than the checks themselves on a 100-record request.
-        rows = len(frame)
+        wanted = [*self.field_names, *([self.id_field] if self.id_field else [])]
+        columns = {name: frame[name] for name in wanted if name in frame.columns}
+        return self._validate_columns(columns, frame.index, require_id, text_input, absent)
+
+    def _validate_columns(
+        self,
+        given: dict[str, pd.Series | np.ndarray],
+        index: pd.Index,
+        require_id: bool,
+        text_input: bool,
+        absent: dict[str, np.ndarray] | None,
+    ) -> ValidationResult:
+        # Columns are typed Series (frames) or object arrays of JSON values (records). Reasons are kept
+        # as plain object arrays (None = fine) and become one Series at the end: per-field pandas
+        # objects cost more than the checks themselves on a 100-record request.
+        rows = len(index)
         reasons: list[np.ndarray] = []
         columns: dict[str, object] = {}
         for spec in self.fields:
-            values, problems = _check_field(frame, spec, text_input)
+            values, problems = _check_field(given.get(spec.name), rows, index, spec, text_input)
             if absent is not None and spec.required and spec.name in absent and absent[spec.name].any():
                 problems[absent[spec.name]] = f"missing required field '{spec.name}'"
             columns[spec.name] = values
             reasons.append(problems)
         if self.id_field is not None:
-            ids, problems = _check_id(frame, self.id_field, require_id)
+            ids, problems = _check_id(given.get(self.id_field), rows, index, self.id_field, require_id)
             columns[self.id_field] = ids
             reasons.append(problems)
         reason = _join_reasons(reasons, rows)
         bad = pd.notna(reason)
-        valid = (
-            pd.DataFrame(columns, index=frame.index)[~bad] if bad.any() else pd.DataFrame(columns, index=frame.index)
+        valid = pd.DataFrame(columns, index=index)
+        return ValidationResult(
+            valid=valid[~bad] if bad.any() else valid, rejected=pd.Series(reason[bad], index=index[bad], dtype=object)
         )
-        return ValidationResult(valid=valid, rejected=pd.Series(reason[bad], index=frame.index[bad], dtype=object))
 
     def validate_records(self, records: list[object]) -> ValidationResult:
         """Validate JSON-decoded records (online and streaming); a non-object record is rejected alone."""
@@ -130,11 +143,11 @@ class InputSchema:
         # Object columns keep True a bool and 10 an int (and 2**53 + 1 exact): the checks need the JSON types as sent.
         wanted = [*self.field_names, *([self.id_field] if self.id_field else [])]
         present = [key for key in wanted if any(key in row for row in rows)]
-        frame = pd.DataFrame(
-            {key: _object_array([row.get(key) for row in rows]) for key in present}, index=range(len(rows))
-        )
+        columns: dict[str, pd.Series | np.ndarray] = {
+            key: _object_array([row.get(key) for row in rows]) for key in present
+        }
         absent = {name: np.array([name not in row for row in rows], dtype=bool) for name in self.field_names}
-        result = self.validate_frame(frame, absent=absent)
+        result = self._validate_columns(columns, pd.RangeIndex(len(rows)), False, False, absent)
         if not not_objects:
             return result
         reasons = result.rejected.copy()
@@ -208,33 +221,33 @@ def _no_reasons(rows: int) -> np.ndarray:
     return np.full(rows, None, dtype=object)
 
 
-def _check_field(frame: pd.DataFrame, spec: FieldSpec, text_input: bool) -> tuple[object, np.ndarray]:
-    rows = len(frame)
-    if spec.name not in frame.columns:
+def _check_field(
+    column: pd.Series | np.ndarray | None, rows: int, index: pd.Index, spec: FieldSpec, text_input: bool
+) -> tuple[object, np.ndarray]:
+    if column is None:
         missing = np.full(rows, None, dtype=object) if spec.type == "string" else np.full(rows, np.nan)
         if spec.required:
             return missing, np.full(rows, f"missing required field '{spec.name}'", dtype=object)
         return missing, _no_reasons(rows)
-    column = frame[spec.name]
     if spec.type == "string":
-        return _check_string(column, spec)
+        return _check_string(column, index, spec)
     return _check_number(column, spec, text_input)
 
 
-def _check_string(column: pd.Series, spec: FieldSpec) -> tuple[np.ndarray, np.ndarray]:
+def _check_string(column: pd.Series | np.ndarray, index: pd.Index, spec: FieldSpec) -> tuple[pd.Series, np.ndarray]:
     reasons = _no_reasons(len(column))
-    values = column.to_numpy(dtype=object)
-    is_null = column.isna().to_numpy()
+    values = column if isinstance(column, np.ndarray) else column.to_numpy(dtype=object)
+    is_null = pd.isna(values)
     not_str = np.fromiter((not isinstance(v, str) for v in values), dtype=bool, count=len(values)) & ~is_null
     if not_str.any():
         reasons[not_str] = [f"field '{spec.name}': expected a string, got {_type_name(v)}" for v in values[not_str]]
     if spec.required and is_null.any():
         reasons[is_null] = f"field '{spec.name}': is null"
     # A Series keeps dtype=object: from a bare array pandas would infer its string dtype and turn None into NaN.
-    return pd.Series(values, index=column.index, dtype=object).where(~is_null, None), reasons
+    return pd.Series(values, index=index, dtype=object).where(~is_null, None), reasons
 
 
-def _check_number(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple[object, np.ndarray]:
+def _check_number(column: pd.Series | np.ndarray, spec: FieldSpec, text_input: bool) -> tuple[object, np.ndarray]:
     numeric, reasons = _as_float(column, spec, text_input)
     typed_ok = pd.isna(reasons)
     is_nan = np.isnan(numeric) & typed_ok
@@ -274,8 +287,10 @@ def _check_number(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple
     return pd.array(np.where(usable, numeric, np.nan), dtype="Float64").astype("Int64"), reasons
 
 
-def _as_float(column: pd.Series, spec: FieldSpec, text_input: bool) -> tuple[np.ndarray, np.ndarray]:
+def _as_float(column: pd.Series | np.ndarray, spec: FieldSpec, text_input: bool) -> tuple[np.ndarray, np.ndarray]:
     """The column as float64, plus a reason (or None) per value: the type problems."""
+    if isinstance(column, np.ndarray):  # JSON values as sent
+        return _classify_objects(column, spec)
     dtype = column.dtype
     rows = len(column)
     if pd.api.types.is_bool_dtype(dtype):
@@ -336,14 +351,15 @@ def _short(value: object, limit: int = 20) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _check_id(frame: pd.DataFrame, id_field: str, required: bool) -> tuple[object, np.ndarray]:
-    rows = len(frame)
-    if id_field not in frame.columns:
+def _check_id(
+    column: pd.Series | np.ndarray | None, rows: int, index: pd.Index, id_field: str, required: bool
+) -> tuple[object, np.ndarray]:
+    if column is None:
         ids = np.full(rows, None, dtype=object)
         if required:
             return ids, np.full(rows, f"missing id field '{id_field}'", dtype=object)
         return ids, _no_reasons(rows)
-    ids = normalize_ids(frame[id_field])
+    ids = normalize_ids(pd.Series(column, index=index, dtype=object) if isinstance(column, np.ndarray) else column)
     reasons = _no_reasons(rows)
     if required:
         missing = ids.isna().to_numpy()
