@@ -58,10 +58,6 @@ class PartitionKey:
             start = closed_by - period
         return cls(start.date(), start.hour if hourly else None)
 
-    @property
-    def is_hourly(self) -> bool:
-        return self.hour is not None
-
     def path_segments(self) -> list[str]:
         segments = [f"dt={self.day.isoformat()}"]
         if self.hour is not None:

@@ -59,13 +59,6 @@ def read_chunks(uri: str, chunk_rows: int) -> Iterator[Chunk]:
             raise InvalidInput(f"{uri}: unsupported file type; expected .parquet or .csv")
 
 
-def count_rows(uri: str) -> int | None:
-    """Rows in a Parquet file from its footer (cheap); None when it cannot be known up front."""
-    if not uri.endswith(".parquet") or storage.is_s3(uri):
-        return None
-    return pq.ParquetFile(uri).metadata.num_rows
-
-
 def _parquet_chunks(path: str, uri: str, chunk_rows: int) -> Iterator[Chunk]:
     try:
         parquet = pq.ParquetFile(path)

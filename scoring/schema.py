@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,16 +166,6 @@ class InputSchema:
             first = problems[0]
             raise InvalidInput(f"record {first[0]}: {first[2]}", problems)
         return result.valid
-
-    def to_list(self) -> list[dict[str, object]]:
-        return [f.to_dict() for f in self.fields]
-
-
-def _all_keys(rows: Iterable[dict]) -> list[str]:
-    keys: dict[str, None] = {}
-    for row in rows:
-        keys.update(dict.fromkeys(row))
-    return list(keys)
 
 
 def _record_id(record: object, id_field: str | None) -> object:
