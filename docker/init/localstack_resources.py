@@ -12,6 +12,7 @@ below, then `python docker/init/localstack_resources.py`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping
@@ -43,7 +44,9 @@ def publish_bundle(bundle_dir: str, target_uri: str) -> list[str]:
 
 def ensure_stream(kinesis, name: str, shards: int = 1) -> None:
     """Create a Kinesis stream if missing and wait until it accepts records."""
-    if name not in kinesis.list_streams().get("StreamNames", []):
+    # Create and accept "in use" (an earlier seed run): list_streams answers one page only, so a
+    # check against it misses existing streams once there are more than a page of them.
+    with contextlib.suppress(kinesis.exceptions.ResourceInUseException):
         kinesis.create_stream(StreamName=name, ShardCount=shards)
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
 
