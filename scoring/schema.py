@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.errors import InvalidInput
+from scoring.record_ids import canonical_ids
 
 FIELD_TYPES = ("integer", "number", "string")
 MAX_EXACT_INTEGER = 2**53
@@ -349,40 +350,16 @@ def _check_id(
         if required:
             return ids, np.full(rows, f"missing id field '{id_field}'", dtype=object)
         return ids, _no_reasons(rows)
-    ids = normalize_ids(pd.Series(column, index=index, dtype=object) if isinstance(column, np.ndarray) else column)
+    # JSON values arrive as an object array: there a NaN was sent on purpose; in a typed column it means null.
+    from_json = isinstance(column, np.ndarray)
+    series = pd.Series(column, index=index, dtype=object) if from_json else column
+    ids, refused = canonical_ids(series, nan_is_null=not from_json)
     reasons = _no_reasons(rows)
+    has_reason = pd.notna(refused)
+    if has_reason.any():
+        reasons[has_reason] = [f"id field '{id_field}': {reason}" for reason in refused[has_reason]]
     if required:
-        missing = ids.isna().to_numpy()
+        missing = ids.isna().to_numpy() & ~has_reason
         if missing.any():
             reasons[missing] = f"id field '{id_field}': is null"
     return ids, reasons
-
-
-def normalize_ids(column: pd.Series) -> pd.Series:
-    """Record ids as text, so 256, 256.0 and "256" name the same record everywhere."""
-    if pd.api.types.is_integer_dtype(column.dtype):
-        if not column.hasnans:
-            return column.astype(str)
-        return pd.Series([None if pd.isna(v) else str(int(v)) for v in column], index=column.index, dtype=object)
-    if pd.api.types.is_float_dtype(column.dtype):
-        values = column.to_numpy(dtype=float, na_value=np.nan)
-        return pd.Series([_float_id(v) for v in values], index=column.index, dtype=object)
-    return pd.Series([_object_id(v) for v in column.to_numpy(dtype=object)], index=column.index, dtype=object)
-
-
-def _float_id(value: float) -> str | None:
-    if math.isnan(value) or math.isinf(value):
-        return None
-    return str(int(value)) if value.is_integer() else repr(value)
-
-
-def _object_id(value: object) -> str | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, float):
-        return _float_id(value)
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, str):
-        return value if value.strip() else None
-    return None

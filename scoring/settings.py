@@ -39,6 +39,15 @@ class Settings:
     stream_output: str | None = None
     output_stream: str | None = None
     output_queue_url: str | None = None
+    # Streaming: where records that can never succeed (undecodable, invalid) go, with their reason.
+    dead_letter_queue_url: str | None = None
+    # Trusted places bundles may load from: comma-separated local folders and s3:// prefixes. Unset means
+    # the folder holding the configured bundle (the parent of model_uri): the deployment's own model.
+    model_roots: str | None = None
+    # When set, a bundle must carry an HMAC-SHA256 signature made with this key at import, or it is refused.
+    bundle_key: str | None = None
+    # Staged shards older than this many hours are swept (scoring staging sweep, the DAGs' cleanup task).
+    staging_max_age_hours: float = 24.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -61,9 +70,27 @@ class Settings:
             raise ConfigError(f"SCORING_REJECT_THRESHOLD must be between 0 and 1, got {self.reject_threshold}")
         if self.chunk_rows < 1:
             raise ConfigError(f"SCORING_CHUNK_ROWS must be positive, got {self.chunk_rows}")
+        if self.staging_max_age_hours <= 0:
+            raise ConfigError(f"SCORING_STAGING_MAX_AGE_HOURS must be positive, got {self.staging_max_age_hours}")
         if self.stream_output not in (None, "kinesis", "sqs"):
             raise ConfigError(f"SCORING_STREAM_OUTPUT must be 'kinesis' or 'sqs', got {self.stream_output!r}")
         return self
+
+    @property
+    def trusted_model_roots(self) -> tuple[str, ...]:
+        """The places bundles may load from: SCORING_MODEL_ROOTS, else the folder holding model_uri."""
+        if self.model_roots:
+            return tuple(root.strip() for root in self.model_roots.split(",") if root.strip())
+        return (_parent(self.model_uri),)
+
+
+def _parent(uri: str) -> str:
+    """The folder holding `uri` (local path or s3:// prefix): `models/ride/1` -> `models/ride`."""
+    trimmed = uri.rstrip("/")
+    if trimmed.startswith("s3://"):
+        head, _, _ = trimmed.rpartition("/")
+        return head + "/" if head.count("/") >= 3 else trimmed + "/"
+    return os.path.dirname(os.path.abspath(trimmed))
 
 
 def _parse(name: str, type_name: object, raw: str) -> object:

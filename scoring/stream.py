@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from scoring.bundle import Manifest
 from scoring.errors import InvalidInput
 from scoring.predict import Predictor
+from scoring.record_ids import canonical_id
 from scoring.records import score_records
 
 log = logging.getLogger(__name__)
@@ -129,12 +130,10 @@ def parse_payload(text: str, id_field: str) -> tuple[dict[str, Any] | None, str 
 
 def _id_problem(record: Mapping[str, Any], id_field: str) -> str | None:
     """Each output names its ride, so a stream record without a usable id cannot be answered."""
-    if id_field not in record or record[id_field] is None:
-        return f"missing id field '{id_field}'"
-    value = record[id_field]
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not value.strip()):
-        return f"id field '{id_field}': expected an integer or a non-empty string"
-    return None
+    text, reason = canonical_id(record.get(id_field))
+    if reason is not None:
+        return f"id field '{id_field}': {reason}"
+    return f"missing id field '{id_field}'" if text is None else None
 
 
 def build_output(manifest: Manifest, record_id: Any, value: float) -> dict[str, Any]:

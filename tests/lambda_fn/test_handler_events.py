@@ -100,8 +100,19 @@ def test_tutorial_shape_and_flat_record_get_the_same_prediction(cold_start, reco
         ('{"ride": [1, 2], "ride_id": 3}', "field 'ride': expected an object"),
         ('{"ride": {"PULocationID": 1}}', "missing id field 'ride_id'"),
         ('{"PULocationID": 1, "ride_id": null}', "missing id field 'ride_id'"),
-        ('{"PULocationID": 1, "ride_id": true}', "id field 'ride_id': expected an integer or a non-empty string"),
-        ('{"PULocationID": 1, "ride_id": " "}', "id field 'ride_id': expected an integer or a non-empty string"),
+        ('{"PULocationID": 1, "ride_id": true}', "id field 'ride_id': expected an integer or a string, got a boolean"),
+        ('{"PULocationID": 1, "ride_id": " "}', "missing id field 'ride_id'"),
+        ('{"PULocationID": 1, "ride_id": NaN}', "id field 'ride_id': expected an integer or a string, got NaN"),
+        (
+            '{"PULocationID": 1, "ride_id": {"a": 1}}',
+            "id field 'ride_id': expected an integer or a string, got an object",
+        ),
+        (
+            '{"PULocationID": 1, "ride_id": "\\ud800"}',
+            "id field 'ride_id': is not valid Unicode text (a lone surrogate)",
+        ),
+        ('{"PULocationID": 1, "ride_id": "a\\u0000b"}', "id field 'ride_id': contains a control character"),
+        ('{"PULocationID": 1, "ride_id": "' + "x" * 129 + '"}', "id field 'ride_id': is longer than 128 characters"),
     ],
 )
 def test_payload_problems_are_named_without_echoing_the_record(payload, reason):
