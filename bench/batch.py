@@ -36,6 +36,7 @@ from scoring.predict import Predictor
 from scoring.store import COPY_SQL
 from scoring.synthetic import generate_rides
 from scoring.training import train_demo_bundle
+from scoring.trust import BundleTrust
 
 KEY = PartitionKey.parse("2026-02-01T00")
 ROWS_PER_FILE = 500_000
@@ -167,7 +168,7 @@ def peak_rss_mib() -> float:
 def child_main(root: str, url: str, bundle_dir: str, staging: str) -> None:
     engine = make_engine(url)
     upgrade(engine)
-    summary = run_engine(Predictor(load_bundle(bundle_dir)), engine, root, staging)
+    summary = run_engine(Predictor(load_bundle(bundle_dir, BundleTrust.of_bundle(bundle_dir))), engine, root, staging)
     peak = peak_rss_mib()
     print(json.dumps({"rows": summary.scored_rows, "peak_rss_mib": peak}))
 
@@ -201,7 +202,7 @@ def main() -> int:
 
 def time_the_three_ways(args: argparse.Namespace, bundle_dir: str, work: str) -> None:
     """(a), (b) and (c) on the same partition and table, printed with their ratios."""
-    predictor = Predictor(load_bundle(bundle_dir))
+    predictor = Predictor(load_bundle(bundle_dir, BundleTrust.of_bundle(bundle_dir)))
     root = str(Path(work, "in"))
     write_input(root, args.rows)
     schema = fresh_schema(args.database)

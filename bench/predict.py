@@ -19,6 +19,7 @@ from scoring.bundle import load_bundle
 from scoring.predict import Predictor
 from scoring.synthetic import generate_rides
 from scoring.training import train_demo_bundle
+from scoring.trust import BundleTrust
 
 
 def best_seconds(action, repeat: int) -> float:
@@ -38,7 +39,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as bundle_dir:
         train_demo_bundle(bundle_dir)
-        predictor = Predictor(load_bundle(bundle_dir))
+        predictor = Predictor(load_bundle(bundle_dir, BundleTrust.of_bundle(bundle_dir)))
     rides = generate_rides(args.rows, start=datetime(2026, 2, 1, tzinfo=timezone.utc), span=timedelta(days=1), seed=5)
     valid = predictor.schema.validate_frame(rides).valid
 

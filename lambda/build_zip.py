@@ -175,8 +175,10 @@ def _develop_answer(bundle: Path, event_path: Path) -> dict:
     from scoring.bundle import load_bundle
     from scoring.predict import Predictor
     from scoring.stream import handle_event
+    from scoring.trust import BundleTrust
 
-    return handle_event(Predictor(load_bundle(str(bundle))), json.loads(event_path.read_text()), None)
+    predictor = Predictor(load_bundle(str(bundle), BundleTrust.of_bundle(str(bundle))))
+    return handle_event(predictor, json.loads(event_path.read_text()), None)
 
 
 def main() -> int:

@@ -15,9 +15,10 @@ from scoring.predict import Predictor
 from scoring.settings import Settings
 from scoring.sinks import make_sink
 from scoring.stream import handle_event
+from scoring.trust import BundleTrust
 
 SETTINGS = Settings.from_env()
-PREDICTOR = Predictor(load_bundle(SETTINGS.model_uri))
+PREDICTOR = Predictor(load_bundle(SETTINGS.model_uri, BundleTrust.from_settings(SETTINGS)))
 SINK = make_sink(SETTINGS)
 
 

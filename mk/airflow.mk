@@ -21,6 +21,7 @@ AIRFLOW_ENV = \
 	AIRFLOW_CONN_SCORING_DB=$(SCORING_DB_URI) \
 	SCORING_INPUT_ROOT=$(CURDIR)/var/data/input \
 	SCORING_MODEL_URI=$(CURDIR)/var/models/ride_duration/1 \
+	SCORING_MODEL_ROOTS=$(CURDIR)/var/models \
 	SCORING_STAGING_ROOT=$(CURDIR)/var/staging
 
 .PHONY: airflow airflow-init

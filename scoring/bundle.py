@@ -1,7 +1,8 @@
 """Model bundles: a directory (local or s3://) holding `model.bin` and its `model.json` manifest.
 
-A pickle runs code when it is loaded, so the artifact's sha256 is checked against the manifest
-BEFORE unpickling, and a mismatch is refused. A pickle written by an older scikit-learn still
+A pickle runs code when it is loaded. So a bundle is read only from a trusted root, with its
+signature checked when a bundle key is set (scoring.trust), and the artifact's sha256 is checked
+against the manifest BEFORE unpickling, and a mismatch is refused. A pickle written by an older scikit-learn still
 loads: the version difference is logged as a warning, not raised.
 """
 
@@ -25,6 +26,7 @@ from scoring import storage
 from scoring.errors import BundleIntegrityError, ModelLoadError, UnknownRecipe
 from scoring.features import get_recipe
 from scoring.schema import FieldSpec, InputSchema
+from scoring.trust import SIGNATURE_KEY, BundleTrust, require_plain_file_name, sign_manifest
 
 log = logging.getLogger(__name__)
 
@@ -48,31 +50,34 @@ class Manifest:
     artifact: str = ARTIFACT_NAME
     sklearn_version: str = sklearn.__version__
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    # HMAC of the rest of the manifest, made at import when SCORING_BUNDLE_KEY is set (scoring.trust).
+    signature: str | None = None
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any], where: str) -> Manifest:
+    def from_json(cls, raw: object, where: str) -> Manifest:
+        """The manifest a bundle's `model.json` holds, or ModelLoadError naming what is wrong with it."""
+        if not isinstance(raw, dict):
+            raise ModelLoadError(f"{where}: the manifest must be a JSON object")
         required = ("name", "version", "sha256", "format", "features", "inputs")
         missing = [key for key in required if key not in raw]
         if missing:
             raise ModelLoadError(f"{where}: manifest lacks {', '.join(missing)}")
         if raw["format"] not in FORMATS:
-            raise ModelLoadError(f"{where}: format {raw['format']!r} is not one of {FORMATS}")
-        try:
-            inputs = tuple(FieldSpec.from_dict(f) for f in raw["inputs"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelLoadError(f"{where}: bad inputs entry: {exc}") from exc
+            raise ModelLoadError(f"{where}: 'format' must be one of {', '.join(FORMATS)}")
+        id_field = str(raw.get("id_field", "ride_id"))
         return cls(
             name=str(raw["name"]),
             version=str(raw["version"]),
             sha256=str(raw["sha256"]),
             format=str(raw["format"]),
             features=str(raw["features"]),
-            inputs=inputs,
-            id_field=str(raw.get("id_field", "ride_id")),
+            inputs=_inputs_of(raw["inputs"], id_field, where),
+            id_field=id_field,
             output=str(raw.get("output", "duration")),
-            artifact=str(raw.get("artifact", ARTIFACT_NAME)),
+            artifact=require_plain_file_name(raw.get("artifact", ARTIFACT_NAME), where),
             sklearn_version=str(raw.get("sklearn_version", "unknown")),
             created_at=str(raw.get("created_at", "")),
+            signature=raw.get(SIGNATURE_KEY) if isinstance(raw.get(SIGNATURE_KEY), str) else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -88,7 +93,25 @@ class Manifest:
             "output": self.output,
             "sklearn_version": self.sklearn_version,
             "created_at": self.created_at,
+            **({SIGNATURE_KEY: self.signature} if self.signature else {}),
         }
+
+
+def _inputs_of(raw: object, id_field: str, where: str) -> tuple[FieldSpec, ...]:
+    """The declared inputs: a non-empty list of objects with distinct names, none of them the id field."""
+    if not isinstance(raw, list) or not raw or not all(isinstance(entry, dict) for entry in raw):
+        raise ModelLoadError(f"{where}: 'inputs' must be a non-empty list of objects")
+    try:
+        inputs = tuple(FieldSpec.from_dict(entry) for entry in raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{where}: bad inputs entry: {exc}") from exc
+    names = [spec.name for spec in inputs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ModelLoadError(f"{where}: inputs {repeated} are declared more than once")
+    if id_field in names:
+        raise ModelLoadError(f"{where}: the id field '{id_field}' is also declared as an input")
+    return inputs
 
 
 @dataclass(frozen=True)
@@ -109,8 +132,9 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_manifest(uri: str) -> Manifest:
-    """The bundle's manifest alone (no unpickling), checked for shape and a known recipe."""
+def read_manifest(uri: str, trust: BundleTrust) -> Manifest:
+    """The bundle's manifest alone (no unpickling), from a trusted place, checked for shape and a known recipe."""
+    trust.check_location(uri)
     manifest_uri = storage.join(uri, MANIFEST_NAME)
     try:
         manifest_raw = json.loads(storage.read_bytes(manifest_uri))
@@ -118,10 +142,12 @@ def read_manifest(uri: str) -> Manifest:
         raise ModelLoadError(
             f"no model bundle at {uri}: {manifest_uri} does not exist (run `scoring demo` or `scoring model import`)"
         ) from None
-    except json.JSONDecodeError as exc:
-        raise ModelLoadError(f"{manifest_uri} is not valid JSON: {exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise ModelLoadError(f"{manifest_uri} is not valid JSON") from None
     except Exception as exc:  # boto errors, permissions: all mean the same to the caller
-        raise ModelLoadError(f"cannot read {manifest_uri}: {exc}") from exc
+        raise ModelLoadError(f"cannot read {manifest_uri}: {type(exc).__name__}") from exc
+    if isinstance(manifest_raw, dict):
+        trust.check_signature(manifest_raw, manifest_uri)
     manifest = Manifest.from_json(manifest_raw, manifest_uri)
     try:
         get_recipe(manifest.features)
@@ -130,14 +156,16 @@ def read_manifest(uri: str) -> Manifest:
     return manifest
 
 
-def load_bundle(uri: str) -> ModelBundle:
-    """Read, verify and unpickle the bundle at `uri` (a directory or s3:// prefix)."""
-    manifest = read_manifest(uri)
+def load_bundle(uri: str, trust: BundleTrust) -> ModelBundle:
+    """Read, verify and unpickle the bundle at `uri` (a directory or s3:// prefix below a trusted root)."""
+    manifest = read_manifest(uri, trust)
     artifact_uri = storage.join(uri, manifest.artifact)
+    # A plain name can still be a symlink out of the root: the resolved file must stay inside too.
+    trust.check_location(artifact_uri)
     try:
         data = storage.read_bytes(artifact_uri)
     except Exception as exc:
-        raise ModelLoadError(f"cannot read {artifact_uri}: {exc}") from exc
+        raise ModelLoadError(f"cannot read {artifact_uri}: {type(exc).__name__}") from exc
     actual = sha256_of(data)
     if actual != manifest.sha256:
         raise BundleIntegrityError(
@@ -194,8 +222,10 @@ def split_model(loaded: Any, fmt: str, where: str) -> tuple[DictVectorizer | Non
     return None, loaded
 
 
-def write_bundle(directory: str, artifact: bytes, manifest: Manifest) -> str:
-    """Write artifact and manifest into `directory` (local or s3://); returns the directory."""
+def write_bundle(directory: str, artifact: bytes, manifest: Manifest, key: bytes | None = None) -> str:
+    """Write artifact and manifest into `directory` (local or s3://), signed when a key is given."""
+    if key is not None:
+        manifest = replace(manifest, signature=sign_manifest(replace(manifest, signature=None).to_json(), key))
     storage.write_bytes(storage.join(directory, manifest.artifact), artifact)
     storage.write_bytes(
         storage.join(directory, MANIFEST_NAME), json.dumps(manifest.to_json(), indent=2).encode() + b"\n"
@@ -259,13 +289,14 @@ def import_model(
     features: str,
     id_field: str = "ride_id",
     output: str = "duration",
+    key: bytes | None = None,
 ) -> Manifest:
-    """Turn an existing model.bin into a bundle at `destination`; the user vouches for the pickle."""
+    """Turn an existing model.bin into a bundle at `destination`, signed with `key` if given; the user vouches for the pickle."""
     artifact = storage.read_bytes(pickle_path)
     loaded, written_with = _unpickle(artifact, pickle_path, sklearn.__version__)
     manifest = build_manifest(
         artifact, loaded, name=name, version=version, features=features, id_field=id_field, output=output
     )
     manifest = replace(manifest, sklearn_version=written_with)
-    write_bundle(destination, artifact, manifest)
+    write_bundle(destination, artifact, manifest, key)
     return manifest

@@ -88,10 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from scoring.synthetic import write_day
     from scoring.training import train_demo_bundle
+    from scoring.trust import BundleTrust
 
     input_root = args.input or settings.input_root
     model_uri = args.model or settings.model_uri
-    report = train_demo_bundle(model_uri)
+    report = train_demo_bundle(model_uri, key=BundleTrust.from_settings(settings).key)
     print(
         f"trained {report.manifest.name} v{report.manifest.version} on {report.training_rows} rides "
         f"(rmse {report.rmse_minutes:.2f} min) -> {model_uri}"
@@ -113,6 +114,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def _model_import(args: argparse.Namespace, settings: Settings) -> int:
     from scoring.bundle import import_model
+    from scoring.trust import BundleTrust
 
     dest = args.dest or storage.join("models", args.name, args.version)
     manifest = import_model(
@@ -123,6 +125,7 @@ def _model_import(args: argparse.Namespace, settings: Settings) -> int:
         features=args.features,
         id_field=args.id_field,
         output=args.output,
+        key=BundleTrust.from_settings(settings).key,
     )
     print(f"imported {manifest.name} v{manifest.version} ({manifest.format}, sha256 {manifest.sha256[:12]}) -> {dest}")
     return 0
@@ -130,8 +133,9 @@ def _model_import(args: argparse.Namespace, settings: Settings) -> int:
 
 def _model_show(args: argparse.Namespace, settings: Settings) -> int:
     from scoring.bundle import load_bundle
+    from scoring.trust import BundleTrust
 
-    bundle = load_bundle(args.uri or settings.model_uri)
+    bundle = load_bundle(args.uri or settings.model_uri, BundleTrust.from_settings(settings))
     print(json.dumps(bundle.manifest.to_json(), indent=2))
     return 0
 
@@ -152,12 +156,13 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
     from scoring.partitions import PartitionKey
     from scoring.predict import Predictor
     from scoring.progress import RowProgress
+    from scoring.trust import BundleTrust
 
     settings = settings.with_overrides(
         input_root=args.input, model_uri=args.model, database_url=args.database, reject_threshold=args.reject_threshold
     )
     partition = PartitionKey.parse(args.partition)
-    predictor = Predictor(load_bundle(settings.model_uri))
+    predictor = Predictor(load_bundle(settings.model_uri, BundleTrust.from_settings(settings)))
     engine = make_engine(settings.database_url)
     upgrade(engine)
     with RowProgress(f"scoring {partition}") as progress:

@@ -19,6 +19,10 @@ class BundleIntegrityError(ModelLoadError):
     """The artifact's sha256 does not match its manifest; it is refused before unpickling."""
 
 
+class UntrustedBundle(ModelLoadError):
+    """A bundle lies outside the trusted model roots, or lacks the signature the bundle key requires."""
+
+
 class UnknownRecipe(ScoringError):
     """A manifest or command names a feature recipe that does not exist."""
 

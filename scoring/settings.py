@@ -59,6 +59,9 @@ class Settings:
             if raw is None or raw == "":
                 continue
             values[field.name] = _parse(field.name, field.type, raw)
+        # Pinned now, from the deployment's own model: a later override of model_uri (a trigger form,
+        # a CLI flag) must not move the trusted root along with it.
+        values.setdefault("model_roots", _parent(values.get("model_uri", cls.model_uri)))
         return cls(**values)._checked()
 
     def with_overrides(self, **overrides: Any) -> Settings:

@@ -25,9 +25,15 @@ class TrainingReport:
 
 
 def train_demo_bundle(
-    destination: str, *, rows: int = 50_000, seed: int = 42, version: str = "1", recipe_name: str = "ride_pu_do"
+    destination: str,
+    *,
+    rows: int = 50_000,
+    seed: int = 42,
+    version: str = "1",
+    recipe_name: str = "ride_pu_do",
+    key: bytes | None = None,
 ) -> TrainingReport:
-    """Fit DictVectorizer + LinearRegression on rides lasting 1 to 60 minutes and write a bundle."""
+    """Fit DictVectorizer + LinearRegression on rides lasting 1 to 60 minutes and write a bundle (signed with `key`)."""
     rides = generate_rides(rows, start=datetime(2026, 1, 1, tzinfo=timezone.utc), span=timedelta(days=28), seed=seed)
     minutes = duration_minutes(rides)
     keep = ((minutes >= 1) & (minutes <= 60)).to_numpy()
@@ -38,6 +44,6 @@ def train_demo_bundle(
     model = LinearRegression().fit(X, target)
     artifact = pickle.dumps((dv, model), protocol=pickle.HIGHEST_PROTOCOL)
     manifest = build_manifest(artifact, (dv, model), name=DEMO_NAME, version=version, features=recipe_name)
-    write_bundle(destination, artifact, manifest)
+    write_bundle(destination, artifact, manifest, key)
     rmse = float(np.sqrt(np.mean((model.predict(X) - target) ** 2)))
     return TrainingReport(manifest=manifest, training_rows=int(len(target)), rmse_minutes=rmse)

@@ -17,6 +17,7 @@ from scoring.db import make_engine, normalize_url, upgrade
 from scoring.predict import Predictor
 from scoring.synthetic import generate_rides
 from scoring.training import train_demo_bundle
+from scoring.trust import BundleTrust
 
 # Shared by every folder: AWS on a moto server, and the Lambda handler as a cold container loads it.
 pytest_plugins = ["tests.support.aws", "tests.support.lambda_handler"]
@@ -32,7 +33,7 @@ def demo_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_bundle(demo_bundle_dir: Path) -> ModelBundle:
-    return load_bundle(str(demo_bundle_dir))
+    return load_bundle(str(demo_bundle_dir), BundleTrust.of_bundle(str(demo_bundle_dir)))
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from scoring.errors import ModelLoadError
 from scoring.predict import Predictor
 from scoring.records import RecordOutcome, score_records
 from scoring.settings import Settings
+from scoring.trust import BundleTrust
 from webservice.batching import RequestCoalescer
 from webservice.metrics import Metrics
 from webservice.readiness import DatabaseProbe
@@ -64,7 +65,9 @@ def load_model(settings: Settings, bundle: ModelBundle | None) -> LoadedModel | 
     keeps traffic on the previous version instead of watching a crash loop.
     """
     try:
-        predictor = Predictor(bundle if bundle is not None else load_bundle(settings.model_uri))
+        if bundle is None:
+            bundle = load_bundle(settings.model_uri, BundleTrust.from_settings(settings))
+        predictor = Predictor(bundle)
         warm_up(predictor)
     except ModelLoadError as exc:
         log.error("model bundle not loaded: %s", exc)

@@ -7,10 +7,11 @@ from contextlib import contextmanager
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from scoring.errors import BundleIntegrityError, ConfigError, InvalidInput, RejectThresholdExceeded, UnknownRecipe
+from scoring.errors import ConfigError, InvalidInput, ModelLoadError, RejectThresholdExceeded, UnknownRecipe
 
 # Retrying cannot fix these (the data, the trigger or the bundle is wrong): fail at once, say why.
-NOT_RETRYABLE = (RejectThresholdExceeded, InvalidInput, BundleIntegrityError, UnknownRecipe, ConfigError)
+# ModelLoadError covers a missing, malformed, tampered (BundleIntegrityError) or untrusted bundle.
+NOT_RETRYABLE = (RejectThresholdExceeded, InvalidInput, ModelLoadError, UnknownRecipe, ConfigError)
 
 
 @contextmanager

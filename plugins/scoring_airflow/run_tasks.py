@@ -43,8 +43,10 @@ def plan(settings, *, job: str, partition: str, run_id: str) -> dict:
     from scoring import batch
     from scoring.bundle import read_manifest
     from scoring.partitions import PartitionKey
+    from scoring.trust import BundleTrust
 
-    manifest = read_manifest(settings.model_uri)
+    # The trigger form may name another bundle: it must lie below a trusted root before a byte is read.
+    manifest = read_manifest(settings.model_uri, BundleTrust.from_settings(settings))
     run_plan = batch.plan_run(
         job=job,
         partition=PartitionKey.parse(partition),
@@ -71,9 +73,10 @@ def score_shard(settings, plan: dict, index: int) -> dict:
     from scoring import batch
     from scoring.bundle import load_bundle
     from scoring.predict import Predictor
+    from scoring.trust import BundleTrust
 
     run_plan = batch.RunPlan.from_dict(plan)
-    predictor = Predictor(load_bundle(run_plan.model_uri))
+    predictor = Predictor(load_bundle(run_plan.model_uri, BundleTrust.from_settings(settings)))
     result = batch.score_shard(predictor, run_plan, index, chunk_rows=settings.chunk_rows)
     log.info(
         "shard %d (%s): %d scored, %d rejected", index, result.source_uri, result.scored_rows, result.rejected_rows
@@ -87,6 +90,7 @@ def publish(settings, engine, plan: dict, shard_results: list[dict], reject_thre
     from scoring.bundle import read_manifest
     from scoring.db import upgrade
     from scoring.staging import ShardResult
+    from scoring.trust import BundleTrust
 
     run_plan = batch.RunPlan.from_dict(plan)
     upgrade(engine)
@@ -95,7 +99,7 @@ def publish(settings, engine, plan: dict, shard_results: list[dict], reject_thre
         engine,
         run_plan,
         shards,
-        read_manifest(run_plan.model_uri),
+        read_manifest(run_plan.model_uri, BundleTrust.from_settings(settings)),
         reject_threshold=settings.reject_threshold if reject_threshold is None else reject_threshold,
     )
     log.info("%s", summary.line())

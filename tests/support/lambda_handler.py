@@ -14,7 +14,14 @@ REPO = Path(__file__).resolve().parents[2]
 HANDLER_PATH = REPO / "lambda" / "lambda_function.py"
 
 # Every SCORING_ variable the handler reads; cleared first so the developer's shell cannot leak in.
-STREAM_SETTINGS = ("SCORING_MODEL_URI", "SCORING_STREAM_OUTPUT", "SCORING_OUTPUT_STREAM", "SCORING_OUTPUT_QUEUE_URL")
+STREAM_SETTINGS = (
+    "SCORING_MODEL_URI",
+    "SCORING_MODEL_ROOTS",
+    "SCORING_BUNDLE_KEY",
+    "SCORING_STREAM_OUTPUT",
+    "SCORING_OUTPUT_STREAM",
+    "SCORING_OUTPUT_QUEUE_URL",
+)
 
 
 def load_handler_module(path: Path = HANDLER_PATH) -> ModuleType:

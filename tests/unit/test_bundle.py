@@ -18,6 +18,7 @@ from scoring.bundle import import_model, load_bundle, sha256_of
 from scoring.cli import main
 from scoring.errors import BundleIntegrityError, ModelLoadError
 from scoring.predict import Predictor
+from scoring.trust import BundleTrust
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
@@ -61,13 +62,13 @@ def test_tampered_artifact_is_refused_before_unpickling(tmp_path, demo_bundle_di
     (bundle / "model.bin").write_bytes(pickle.dumps(_Tripwire(str(marker))))
     # When it is loaded, Then it is refused by name, and the pickle never ran
     with pytest.raises(BundleIntegrityError, match=r"model\.bin has sha256 .* refusing to unpickle"):
-        load_bundle(str(bundle))
+        load_bundle(str(bundle), BundleTrust.of_bundle(str(bundle)))
     assert not marker.exists()
 
 
 def test_missing_bundle_names_the_path(tmp_path):
     with pytest.raises(ModelLoadError, match=str(tmp_path / "nowhere")):
-        load_bundle(str(tmp_path / "nowhere"))
+        load_bundle(str(tmp_path / "nowhere"), BundleTrust.of_bundle(str(tmp_path / "nowhere")))
 
 
 @pytest.mark.parametrize("as_pipeline", [False, True], ids=["dv_tuple", "pipeline"])
@@ -95,7 +96,7 @@ def test_import_existing_model_bin(tmp_path, as_pipeline):
     )
     # Then it becomes a verified bundle predicting what the original objects predict
     assert code == 0
-    bundle = load_bundle(str(dest))
+    bundle = load_bundle(str(dest), BundleTrust.of_bundle(str(dest)))
     assert bundle.manifest.format == ("pipeline" if as_pipeline else "dv_tuple")
     assert bundle.manifest.version == "7"
     predicted = Predictor(bundle).predict(
@@ -132,7 +133,7 @@ def test_pickle_from_an_older_scikit_learn_loads_with_a_warning(tmp_path, monkey
         manifest = import_model(
             str(tmp_path / "model.bin"), str(tmp_path / "b"), name="m", version="1", features="ride_pu_do"
         )
-        bundle = load_bundle(str(tmp_path / "b"))
+        bundle = load_bundle(str(tmp_path / "b"), BundleTrust.of_bundle(str(tmp_path / "b")))
     # Then it works, the manifest records the old version, and the difference is logged
     assert manifest.sklearn_version == "1.0.2"
     assert bundle.vectorizer is not None
