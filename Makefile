@@ -1,19 +1,32 @@
-# Two commands matter: `make demo` and `make test`. Both build .venv from pyproject.toml first.
+# Two commands matter: `make demo` and `make test`. Both build .venv from pyproject.toml first, pinned by
+# constraints.txt (the resolved set of every extra; `make lock` refreshes it), as Airflow advises.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= airflow,web,dev
+LOCK := constraints.txt
+LOCK_VENV := build/lock-venv
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test test-fast lint format bench clean lock
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
+
+# Resolve every extra afresh (newest releases that fit pyproject.toml) and pin the result.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet '.[airflow,web,dev]'
+	$(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | grep -v '^ride-scoring' > $(LOCK)
+	rm -rf $(LOCK_VENV)
+	@echo "$(LOCK): $$(wc -l < $(LOCK)) pinned packages; commit it"
 
 demo: airflow-init
 	@$(AIRFLOW_ENV) BIN=$(BIN) scripts/demo.sh
@@ -29,6 +42,10 @@ format: install
 
 test: install lint
 	$(BIN)/pytest
+
+# The unit tests only: seconds, no services.
+test-fast: install lint
+	$(BIN)/pytest tests/unit
 
 bench: install
 	$(BIN)/python bench/predict.py
