@@ -12,8 +12,9 @@ LOCK_VENV := build/lock-venv
 
 install: $(STAMP)
 
+# The venv is made once; re-running `venv` over one made by another interpreter would break it.
 $(STAMP): pyproject.toml $(LOCK)
-	$(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[$(EXTRAS)]'
 	touch $(STAMP)

@@ -8,7 +8,10 @@ AIRFLOW_PASSWORD ?= admin
 # The predictions database, handed to the DAGs as the Airflow connection scoring_db.
 SCORING_DB_URI ?= sqlite:///$(CURDIR)/var/scoring.db
 
+# PATH: `airflow standalone` starts its components as `airflow ...` subprocesses by name, so the venv's
+# bin must be on PATH even from a fresh shell with nothing activated.
 AIRFLOW_ENV = \
+	PATH=$(abspath $(BIN)):$$PATH \
 	AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) \
 	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins \
