@@ -8,20 +8,31 @@ Lambda ignores `batchItemFailures` and retries or drops the whole batch for one 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from scoring.bundle import load_bundle
+from scoring.errors import InvalidInput
 from scoring.predict import Predictor
 from scoring.settings import Settings
-from scoring.sinks import make_sink
+from scoring.sinks import make_dead_letters, make_sink
 from scoring.stream import handle_event
 from scoring.trust import BundleTrust
 
 SETTINGS = Settings.from_env()
 PREDICTOR = Predictor(load_bundle(SETTINGS.model_uri, BundleTrust.from_settings(SETTINGS)))
 SINK = make_sink(SETTINGS)
+DEAD_LETTERS = make_dead_letters(SETTINGS)
+
+log = logging.getLogger(__name__)
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Score a Kinesis or SQS batch; bad records and unwritten outputs come back in batchItemFailures."""
-    return handle_event(PREDICTOR, event, SINK)
+    """Score a Kinesis or SQS batch: bad records dead-lettered, what a retry may fix in batchItemFailures."""
+    try:
+        return handle_event(PREDICTOR, event, SINK, DEAD_LETTERS)
+    except InvalidInput as exc:
+        # Not a stream event (a list, a string, records without ids): nothing can be reported alone, so the
+        # invocation fails as a whole, named in one line; the runtime answers errorType InvalidInput.
+        log.error("event refused: %s", exc)
+        raise

@@ -1,5 +1,7 @@
-"""Publishing prediction messages to a Kinesis stream or an SQS queue, in the largest batches each allows.
+"""Messages and where they go: prediction messages to a Kinesis stream or an SQS queue, dead letters to SQS.
 
+A message is encoded and checked when it is made (OutputMessage.of), so a record whose message cannot
+be encoded fails alone before anything is written, and a write never stops halfway on one record.
 Both APIs accept a batch and may refuse some entries of it (throttling, an internal error). Refused
 entries are retried with a short backoff; what is still refused after the last attempt is mapped
 back to the input item it answers, so the handler reports exactly those items in
@@ -8,29 +10,113 @@ back to the input item it answers, so the handler reports exactly those items in
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from scoring.errors import ConfigError
 from scoring.settings import Settings
-from scoring.stream import ItemFailure, OutputMessage, Sink
+
+log = logging.getLogger(__name__)
 
 # Service limits: PutRecords takes 500 records and 5 MiB; SendMessageBatch 10 messages and 256 KiB.
 KINESIS_MAX_RECORDS = 500
 KINESIS_MAX_BYTES = 5 * 1024 * 1024
 SQS_MAX_MESSAGES = 10
 SQS_MAX_BYTES = 256 * 1024
+# One message must fit either output and the dead-letter queue: SQS's limit is the smaller.
+MAX_MESSAGE_BYTES = SQS_MAX_BYTES
+KINESIS_MAX_PARTITION_KEY = 256
+# What SQS accepts in a FIFO MessageGroupId: ASCII letters, digits and punctuation, at most 128.
+FIFO_ID = re.compile(r"[!-~]{1,128}")
+# A dead letter keeps its reason whole up to this many characters.
+MAX_REASON_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class OutputMessage:
+    """A message to publish, already encoded: the input item it answers, its stable key, shard key and body."""
+
+    item_id: str
+    key: str
+    partition_key: str
+    body: dict[str, Any]
+    text: str = field(repr=False)
+
+    @classmethod
+    def of(cls, item_id: str, key: str, partition_key: str, body: dict[str, Any]) -> OutputMessage:
+        """Encode and check a message; ValueError (or TypeError) when no output could take it."""
+        # ASCII JSON: every character is escaped that SQS or UTF-8 would refuse (lone surrogates, controls).
+        text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+        if not 0 < len(partition_key) <= KINESIS_MAX_PARTITION_KEY:
+            raise ValueError(f"the partition key is {len(partition_key)} characters, not 1 to 256")
+        message = cls(item_id, key, partition_key, body, text)
+        if message.size > MAX_MESSAGE_BYTES:
+            raise ValueError(f"the message is {message.size} bytes, over the {MAX_MESSAGE_BYTES} an output takes")
+        return message
+
+    @property
+    def size(self) -> int:
+        """Bytes the services count against their limits: the body and the partition key."""
+        return len(self.text) + len(self.partition_key.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """An input item that failed, why, and whether a retry could fix it (else it is for the dead-letter queue)."""
+
+    item_id: str
+    reason: str
+    retryable: bool = False
+
+
+class Sink(Protocol):
+    """Somewhere messages go; `write` answers the items whose message did not get there."""
+
+    def write(self, messages: Sequence[OutputMessage]) -> list[ItemFailure]: ...
+
 
 # (message, reason, worth retrying) for each entry the service refused.
 Refusal = tuple[OutputMessage, str, bool]
 
 
-def encode(message: OutputMessage) -> str:
-    """The message body as published: compact JSON."""
-    return json.dumps(message.body, separators=(",", ":"))
+def dead_letter(item_id: str, key: str, raw: Any, reason: str) -> OutputMessage:
+    """The dead-letter message of an item that can never succeed: its key, reason and event record, within SQS's limit.
+
+    The event record is kept whole when it fits, so `{"Records": [letter["record"]]}` replays it; a
+    payload too large for SQS (Kinesis takes 1 MiB) is dropped and named, and the record's source
+    ARN and sequence number (or message id) say where to read it again. Never raises.
+    """
+    letter: dict[str, Any] = {"key": key, "itemIdentifier": item_id, "reason": reason[:MAX_REASON_CHARS]}
+    for record, dropped in _records_to_keep(raw):
+        try:
+            return OutputMessage.of(item_id, key, key, {**letter, "record": record, **dropped})
+        except (TypeError, ValueError):
+            continue
+    letter["itemIdentifier"] = item_id[:MAX_REASON_CHARS]
+    return OutputMessage.of(item_id, key, key, {**letter, "record": None, "dropped": "the event record"})
+
+
+def _records_to_keep(raw: Any) -> Iterator[tuple[Any, dict[str, str]]]:
+    yield raw, {}
+    if isinstance(raw, Mapping) and isinstance(raw.get("kinesis"), Mapping):
+        data = raw["kinesis"].get("data")
+        size = len(data) if isinstance(data, str) else 0
+        yield {**raw, "kinesis": {**raw["kinesis"], "data": None}}, {"dropped": f"kinesis.data ({size} characters)"}
+    elif isinstance(raw, Mapping) and "body" in raw:
+        body = raw.get("body")
+        size = len(body) if isinstance(body, str) else 0
+        yield {**raw, "body": None}, {"dropped": f"body ({size} characters)"}
+
+
+def fifo_id(text: str) -> str:
+    """`text` if SQS takes it as a FIFO group id, else a digest of it (still the same for the same text)."""
+    return text if FIFO_ID.fullmatch(text) else hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass
@@ -61,24 +147,23 @@ class RetryPolicy:
             if attempt:
                 self.sleep(self.backoff_seconds * 2 ** (attempt - 1))
             refused = _refusals_of_call(put, pending)
-            failures += [_failure(message, reason) for message, reason, retryable in refused if not retryable]
+            failures += [_failure(message, reason, False) for message, reason, retryable in refused if not retryable]
             pending = [message for message, _, retryable in refused if retryable]
             if not pending:
                 return failures
-        return failures + [_failure(message, reason) for message, reason, retryable in refused if retryable]
+        return failures + [_failure(message, reason, True) for message, reason, retryable in refused if retryable]
 
 
-def _failure(message: OutputMessage, reason: str) -> ItemFailure:
-    return ItemFailure(message.item_id, f"output not written: {reason}")
+def _failure(message: OutputMessage, reason: str, retryable: bool) -> ItemFailure:
+    return ItemFailure(message.item_id, reason, retryable)
 
 
 def _refusals_of_call(put: Callable[[list[OutputMessage]], list[Refusal]], batch: list[OutputMessage]) -> list[Refusal]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         return put(batch)
-    except (BotoCoreError, ClientError) as exc:
-        # The whole call failed (throttled stream, network): every entry of it is worth another try.
+    except Exception as exc:
+        # The whole call failed (throttled stream, network, an answer we could not read): every entry of it
+        # is worth another try, and raising instead would fail the batch after earlier calls were written.
         reason = f"{type(exc).__name__}: {exc}"
         return [(message, reason, True) for message in batch]
 
@@ -88,7 +173,7 @@ def batches(messages: Sequence[OutputMessage], max_count: int, max_bytes: int) -
     batch: list[OutputMessage] = []
     size = 0
     for message in messages:
-        message_size = len(encode(message).encode()) + len(message.partition_key.encode())
+        message_size = message.size
         if batch and (len(batch) == max_count or size + message_size > max_bytes):
             yield batch
             batch, size = [], 0
@@ -124,7 +209,7 @@ class KinesisSink:
     def _put(self, batch: list[OutputMessage]) -> list[Refusal]:
         response = self.client.put_records(
             StreamName=self.stream_name,
-            Records=[{"Data": encode(m).encode(), "PartitionKey": m.partition_key[:256]} for m in batch],
+            Records=[{"Data": m.text.encode("ascii"), "PartitionKey": m.partition_key} for m in batch],
         )
         # Results are positional: entry i answers batch[i].
         return [
@@ -168,11 +253,11 @@ class SqsSink:
         ]
 
     def _entry(self, entry_id: str, message: OutputMessage) -> dict[str, Any]:
-        entry: dict[str, Any] = {"Id": entry_id, "MessageBody": encode(message)}
+        entry: dict[str, Any] = {"Id": entry_id, "MessageBody": message.text}
         if self.fifo:
-            # Deduplicating on the input item makes a retried input publish its prediction once.
-            entry["MessageGroupId"] = message.partition_key[:128]
-            entry["MessageDeduplicationId"] = message.item_id[:128]
+            # Deduplicating on the record's stable key makes a retried input publish its message once.
+            entry["MessageGroupId"] = fifo_id(message.partition_key)
+            entry["MessageDeduplicationId"] = message.key
         return entry
 
 
@@ -186,4 +271,17 @@ def make_sink(settings: Settings) -> Sink | None:
         if not settings.output_queue_url:
             raise ConfigError("SCORING_STREAM_OUTPUT=sqs needs SCORING_OUTPUT_QUEUE_URL")
         return SqsSink(settings.output_queue_url)
+    return None
+
+
+def make_dead_letters(settings: Settings) -> Sink | None:
+    """The dead-letter queue SCORING_DEAD_LETTER_QUEUE_URL names; without one, say once what that costs."""
+    if settings.dead_letter_queue_url:
+        return SqsSink(settings.dead_letter_queue_url)
+    # Called once per container (the cold start), so this is said once, not for every bad record.
+    log.warning(
+        "SCORING_DEAD_LETTER_QUEUE_URL is not set: records that can never succeed are reported in "
+        "batchItemFailures and retried until the event source gives up (on Kinesis, every later record "
+        "of their batch is read and published again)"
+    )
     return None

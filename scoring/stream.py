@@ -1,80 +1,83 @@
 """Stream events in, prediction messages out: the transport-agnostic half of the Lambda handler.
 
 A Kinesis record carries its payload base64-encoded in `kinesis.data` and is named by its sequence
-number; an SQS record carries it as text in `body` and is named by its message id. Those names are
-what `batchItemFailures` reports, so a record that cannot be decoded, validated or written fails
-alone while the rest of the batch is scored in one vectorised predict and published.
+number; an SQS record carries it as text in `body` and is named by its message id. Whatever one
+record holds, it fails alone while the rest of the batch is scored in one vectorised predict.
+
+A record that can never succeed (undecodable, invalid, unencodable) goes to the dead-letter queue
+with its reason and counts as handled; only what a retry can fix (a write) is reported in
+`batchItemFailures`, because Lambda restarts a Kinesis batch at the lowest reported sequence number
+and would publish every later record again. Each message carries a stable `key` (from the event
+source ARN and the item id), so a retried batch republishes under the same keys: consumers dedupe
+on it, and an SQS FIFO output uses it as the deduplication id.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from scoring.bundle import Manifest
 from scoring.errors import InvalidInput
 from scoring.predict import Predictor
 from scoring.record_ids import canonical_id
-from scoring.records import score_records
+from scoring.records import RecordOutcome, score_records
+from scoring.sinks import ItemFailure, OutputMessage, Sink, dead_letter
 
 log = logging.getLogger(__name__)
 
 # The classic tutorial wraps the features: {"ride": {...}, "ride_id": 256}.
 RIDE_KEY = "ride"
+# 128 bits of sha256: no two records of a stream collide in practice, and the key stays short.
+KEY_HEX_DIGITS = 32
 
 
 @dataclass(frozen=True)
 class StreamItem:
-    """One event record: the identifier Lambda knows it by, and its ride, or why it has none."""
+    """One event record: the id Lambda knows it by, its stable key, the record as received, and its ride or error."""
 
     item_id: str
+    key: str
+    raw: Any = field(repr=False)
     record: dict[str, Any] | None = None
     error: str | None = None
 
 
 @dataclass(frozen=True)
-class OutputMessage:
-    """A prediction to publish, with the input item it answers (reported if the write fails)."""
-
-    item_id: str
-    partition_key: str
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ItemFailure:
-    """An input item that failed, and why (logged, never sent back to the event source)."""
-
-    item_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class StreamResult:
-    """What one event produced: every item id, messages to publish and items that failed, in event order."""
+    """What one event produced, in event order: its items, messages to publish, and items that failed."""
 
-    item_ids: list[str] = field(default_factory=list)
+    items: list[StreamItem] = field(default_factory=list)
     outputs: list[OutputMessage] = field(default_factory=list)
     failures: list[ItemFailure] = field(default_factory=list)
 
 
-class Sink(Protocol):
-    """Somewhere prediction messages go; `write` answers the items whose message did not get there."""
+def record_key(source_arn: Any, item_id: str) -> str:
+    """The stable key of an input record: the same on every delivery, different for every record and source."""
+    source = source_arn if isinstance(source_arn, str) else ""
+    digest = hashlib.sha256(f"{source}\n{item_id}".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:KEY_HEX_DIGITS]
 
-    def write(self, messages: Sequence[OutputMessage]) -> list[ItemFailure]: ...
 
-
-def decode_event(event: Mapping[str, Any], id_field: str) -> list[StreamItem]:
+def decode_event(event: Any, id_field: str) -> list[StreamItem]:
     """One StreamItem per Kinesis or SQS record of `event`, in order; a bad payload fails only its item."""
+    if not isinstance(event, Mapping):
+        raise InvalidInput(f"the event is {_kind(event)}, not an object: it is not a Kinesis or SQS event")
     records = event.get("Records")
     if not isinstance(records, list):
         raise InvalidInput("the event has no 'Records' list: it is not a Kinesis or SQS event")
     return [_decode_record(position, raw, id_field) for position, raw in enumerate(records)]
+
+
+def _kind(value: Any) -> str:
+    kinds = {list: "a list", str: "a string", bool: "a boolean", int: "an int", float: "a float"}
+    return "null" if value is None else kinds.get(type(value), f"a {type(value).__name__}")
 
 
 def _decode_record(position: int, raw: Any, id_field: str) -> StreamItem:
@@ -82,17 +85,28 @@ def _decode_record(position: int, raw: Any, id_field: str) -> StreamItem:
     # Without an identifier a record cannot be reported alone, so the whole batch must fail and be retried.
     if source == "aws:kinesis" and isinstance(raw.get("kinesis"), dict) and raw["kinesis"].get("sequenceNumber"):
         item_id = str(raw["kinesis"]["sequenceNumber"])
-        text, error = _kinesis_text(raw["kinesis"].get("data"))
     elif source == "aws:sqs" and raw.get("messageId"):
         item_id = str(raw["messageId"])
-        body = raw.get("body")
-        text, error = (body, None) if isinstance(body, str) else (None, "the message has no text body")
     else:
         raise InvalidInput(f"event record {position} is neither a Kinesis record nor an SQS message")
+    key = record_key(raw.get("eventSourceARN"), item_id)
+    try:
+        record, error = _read_payload(raw, source, id_field)
+    except Exception as exc:
+        # Whatever else a record holds, reading it fails that record, never its batch.
+        record, error = None, f"the record could not be read ({type(exc).__name__})"
+    return StreamItem(item_id, key, raw, record=record, error=error)
+
+
+def _read_payload(raw: dict[str, Any], source: str, id_field: str) -> tuple[dict[str, Any] | None, str | None]:
+    if source == "aws:kinesis":
+        text, error = _kinesis_text(raw["kinesis"].get("data"))
+    else:
+        body = raw.get("body")
+        text, error = (body, None) if isinstance(body, str) else (None, "the message has no text body")
     if error is not None or text is None:
-        return StreamItem(item_id, error=error)
-    record, error = parse_payload(text, id_field)
-    return StreamItem(item_id, record=record, error=error)
+        return None, error
+    return parse_payload(text, id_field)
 
 
 def _kinesis_text(data: Any) -> tuple[str | None, str | None]:
@@ -136,58 +150,113 @@ def _id_problem(record: Mapping[str, Any], id_field: str) -> str | None:
     return f"missing id field '{id_field}'" if text is None else None
 
 
-def build_output(manifest: Manifest, record_id: Any, value: float) -> dict[str, Any]:
-    """The published message: {"model": name, "version": v, "prediction": {output: value, id_field: id}}."""
+def build_output(manifest: Manifest, record_id: Any, value: float, key: str) -> dict[str, Any]:
+    """The published message: {"model", "version", "prediction": {output: value, id_field: id}, "key"}."""
     return {
         "model": manifest.name,
         "version": manifest.version,
         "prediction": {manifest.output: value, manifest.id_field: record_id},
+        "key": key,
     }
 
 
-def score_event(predictor: Predictor, event: Mapping[str, Any]) -> StreamResult:
-    """Decode every record, score all the valid ones in one predict, and say which items failed."""
+def _output(manifest: Manifest, item: StreamItem, value: float) -> OutputMessage:
+    assert item.record is not None
+    # Echo the id as sent (256 stays a number), so consumers can match it to their ride; shard by its
+    # canonical text, so 256 and "256" keep one shard.
+    record_id = item.record[manifest.id_field]
+    partition_key = canonical_id(record_id)[0] or item.key
+    return OutputMessage.of(item.item_id, item.key, partition_key, build_output(manifest, record_id, value, item.key))
+
+
+def score_event(predictor: Predictor, event: Any) -> StreamResult:
+    """Decode every record, score the valid ones in one predict, encode their messages; say which items failed."""
     manifest = predictor.bundle.manifest
     items = decode_event(event, manifest.id_field)
-    decoded = [item for item in items if item.record is not None]
-    outcomes = score_records(predictor, [item.record for item in decoded])
-    scoring_errors: dict[str, str] = {}
+    reasons = {position: item.error for position, item in enumerate(items) if item.error is not None}
+    positions = [position for position, item in enumerate(items) if item.record is not None]
+    outcomes = _score_each_alone_if_needed(predictor, [items[p].record for p in positions])
     outputs: list[OutputMessage] = []
-    for item, outcome in zip(decoded, outcomes, strict=True):
-        if outcome.ok and outcome.prediction is not None and item.record is not None:
-            # Echo the id as sent (256 stays a number), so consumers can match it to their ride.
-            record_id = item.record[manifest.id_field]
-            body = build_output(manifest, record_id, outcome.prediction)
-            outputs.append(OutputMessage(item.item_id, str(record_id), body))
-        else:
-            scoring_errors[item.item_id] = outcome.error or "not scored"
-    failures = [
-        ItemFailure(item.item_id, item.error or scoring_errors[item.item_id])
-        for item in items
-        if item.record is None or item.item_id in scoring_errors
-    ]
-    return StreamResult(item_ids=[item.item_id for item in items], outputs=outputs, failures=failures)
+    for position, outcome in zip(positions, outcomes, strict=True):
+        if not outcome.ok or outcome.prediction is None:
+            reasons[position] = outcome.error or "not scored"
+            continue
+        try:
+            outputs.append(_output(manifest, items[position], outcome.prediction))
+        except Exception as exc:
+            # Encoded before anything is written: one unencodable message fails its record, not a half-published batch.
+            reasons[position] = f"the prediction message could not be built ({type(exc).__name__}: {str(exc)[:200]})"
+    failures = [ItemFailure(items[p].item_id, reasons[p]) for p in sorted(reasons)]
+    return StreamResult(items=items, outputs=outputs, failures=failures)
 
 
-def handle_event(predictor: Predictor, event: Mapping[str, Any], sink: Sink | None) -> dict[str, Any]:
-    """Score an event, publish to `sink` (if any), and answer Lambda's partial-batch response.
+def _score_each_alone_if_needed(predictor: Predictor, records: list[Any]) -> list[RecordOutcome]:
+    """Outcomes of one vectorised scoring; if it raises, each record scored alone so only the culprit fails.
 
-    The answer holds `batchItemFailures` (bad records and failed writes, which the event source
-    retries) and `predictions` (the messages that were published, or produced when there is no sink).
+    When every record fails alone too, the fault is not a record's (the model, memory): re-raise, so the
+    batch is retried rather than dead-lettered.
+    """
+    try:
+        return score_records(predictor, records)
+    except Exception as batch_error:
+        log.warning(
+            "scoring %d records at once raised %s; scoring each alone", len(records), type(batch_error).__name__
+        )
+        outcomes: list[RecordOutcome] = []
+        raised = 0
+        for position, record in enumerate(records):
+            try:
+                outcomes.append(replace(score_records(predictor, [record])[0], position=position))
+            except Exception as exc:
+                raised += 1
+                reason = f"the record could not be scored ({type(exc).__name__})"
+                outcomes.append(RecordOutcome(position, None, error=reason))
+        if raised == len(records):
+            raise
+        return outcomes
+
+
+def handle_event(
+    predictor: Predictor, event: Any, sink: Sink | None, dead_letters: Sink | None = None
+) -> dict[str, Any]:
+    """Score an event, publish to `sink` (if any), dead-letter what can never succeed, answer Lambda.
+
+    The answer holds `batchItemFailures` (what a retry may fix: failed writes, and without a dead-letter
+    queue the bad records too) and `predictions` (the messages published, or produced when there is no sink).
     """
     result = score_event(predictor, event)
     write_failures = sink.write(result.outputs) if sink is not None and result.outputs else []
     not_written = {failure.item_id for failure in write_failures}
-    failures = result.failures + write_failures
-    for failure in failures:
+    for failure in write_failures:
+        log.warning("stream item %s: output not written: %s", failure.item_id, failure.reason)
+    permanent = result.failures + [failure for failure in write_failures if not failure.retryable]
+    for failure in result.failures:
         log.warning("stream item %s failed: %s", failure.item_id, failure.reason)
+    reported = [failure for failure in write_failures if failure.retryable]
+    reported += _not_dead_lettered(result.items, permanent, dead_letters)
     return {
-        "batchItemFailures": [{"itemIdentifier": item_id} for item_id in _in_event_order(result.item_ids, failures)],
+        "batchItemFailures": [{"itemIdentifier": i} for i in _in_event_order(result.items, reported)],
         "predictions": [message.body for message in result.outputs if message.item_id not in not_written],
     }
 
 
-def _in_event_order(item_ids: list[str], failures: list[ItemFailure]) -> list[str]:
+def _not_dead_lettered(
+    items: Sequence[StreamItem], permanent: list[ItemFailure], dead_letters: Sink | None
+) -> list[ItemFailure]:
+    """The permanent failures still to report: all of them without a dead-letter queue, else those it refused."""
+    if dead_letters is None or not permanent:
+        return permanent
+    by_id = {item.item_id: item for item in items}
+    letters = [dead_letter(f.item_id, by_id[f.item_id].key, by_id[f.item_id].raw, f.reason) for f in permanent]
+    refused = dead_letters.write(letters)
+    for failure in refused:
+        log.warning(
+            "stream item %s: dead letter not written, reported for a retry: %s", failure.item_id, failure.reason
+        )
+    return refused
+
+
+def _in_event_order(items: Sequence[StreamItem], failures: list[ItemFailure]) -> list[str]:
     """Failed item ids, once each, in the order the event lists them (Kinesis resumes from the first)."""
     failed = {failure.item_id for failure in failures}
-    return [item_id for item_id in dict.fromkeys(item_ids) if item_id in failed]
+    return [item_id for item_id in dict.fromkeys(item.item_id for item in items) if item_id in failed]

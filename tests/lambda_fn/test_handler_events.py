@@ -8,7 +8,7 @@ import json
 import pytest
 
 from scoring.errors import ConfigError, InvalidInput
-from scoring.stream import parse_payload
+from scoring.stream import parse_payload, record_key
 
 # Sequence numbers and message ids of tests/lambda_fn/events/*.json, with what each record holds.
 KINESIS = {
@@ -50,13 +50,20 @@ def test_recorded_event_scores_good_rides_and_reports_only_the_poison_ones(
     # When Lambda invokes the handler
     response = handler.lambda_handler(recorded_event(event_file), None)
     # Then exactly the poison records are reported, in event order, and the good ones are answered
+    # (without a dead-letter queue, records that can never succeed are reported, as before)
     poison = [key for key, (kind, _, _) in contents.items() if kind != "ok"]
-    good = [value for value in contents.values() if value[0] == "ok"]
+    good = [(item, value) for item, value in contents.items() if value[0] == "ok"]
     assert response["batchItemFailures"] == [{"itemIdentifier": key} for key in poison]
-    durations = expected_durations(predictor, [ride for _, _, ride in good])
+    durations = expected_durations(predictor, [ride for _, (_, _, ride) in good])
+    source = recorded_event(event_file)["Records"][0]["eventSourceARN"]
     assert response["predictions"] == [
-        {"model": "ride_duration", "version": "1", "prediction": {"duration": duration, "ride_id": ride_id}}
-        for (_, ride_id, _), duration in zip(good, durations, strict=True)
+        {
+            "model": "ride_duration",
+            "version": "1",
+            "prediction": {"duration": duration, "ride_id": ride_id},
+            "key": record_key(source, item),
+        }
+        for (item, (_, ride_id, _)), duration in zip(good, durations, strict=True)
     ]
 
 
@@ -89,7 +96,9 @@ def test_tutorial_shape_and_flat_record_get_the_same_prediction(cold_start, reco
     # Then both get one and the same answer
     assert response["batchItemFailures"] == []
     first, second = response["predictions"]
-    assert first == second and first["prediction"]["ride_id"] == 9
+    assert first["prediction"] == second["prediction"] and first["prediction"]["ride_id"] == 9
+    # And each keeps the key of its own input record
+    assert first["key"] != second["key"]
 
 
 @pytest.mark.parametrize(
@@ -162,7 +171,5 @@ def test_cold_start_refuses_an_output_without_its_destination(cold_start):
 
 @pytest.mark.parametrize("payload", ['{"ride_id": ' + "9" * 5000 + "}", "[" * 100_000 + "]" * 100_000])
 def test_payloads_beyond_pythons_json_limits_fail_alone(payload):
-    from scoring.stream import parse_payload
-
     record, reason = parse_payload(payload, "ride_id")
     assert record is None and reason == "the payload is valid JSON but too large or too deeply nested to read"

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 
 import pytest
 from botocore.exceptions import ClientError
 
-from scoring.sinks import KinesisSink, RetryPolicy, SqsSink, batches
-from scoring.stream import ItemFailure, OutputMessage
+from scoring.sinks import FIFO_ID, ItemFailure, KinesisSink, OutputMessage, RetryPolicy, SqsSink, batches, fifo_id
 
 pytestmark = pytest.mark.aws
 
 
 def messages(n: int) -> list[OutputMessage]:
     return [
-        OutputMessage(
-            f"item-{i}", str(i), {"model": "m", "version": "1", "prediction": {"duration": i / 7, "ride_id": i}}
+        OutputMessage.of(
+            f"item-{i}",
+            f"key-{i}",
+            str(i),
+            {"model": "m", "version": "1", "prediction": {"duration": i / 7, "ride_id": i}, "key": f"key-{i}"},
         )
         for i in range(n)
     ]
@@ -129,25 +132,39 @@ def test_sqs_refused_entry_is_reported_and_retried_only_when_not_the_senders_fau
     queue = new_queue()
     client = Refusing(sqs, {12}, sender_fault=sender_fault)
     failures = SqsSink(queue, client=client, retry=no_wait()).write(messages(14))
-    assert failures == [ItemFailure("item-12", "output not written: InternalError: simulated")]
+    # A sender fault is not worth a retry: the handler dead-letters it instead of reporting it.
+    assert failures == [ItemFailure("item-12", "InternalError: simulated", retryable=not sender_fault)]
     assert client.sent[12] == sends_of_refused
     assert sorted(m["prediction"]["ride_id"] for m in drain_queue(queue)) == [i for i in range(14) if i != 12]
 
 
-def test_fifo_queue_messages_are_grouped_by_ride_and_deduplicated_by_input_item(sqs, drain_queue):
+def test_fifo_queue_messages_are_grouped_by_ride_and_deduplicated_by_record_key(sqs, drain_queue):
     queue = sqs.create_queue(QueueName="rides-out.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     sink = SqsSink(queue, client=sqs)
     assert sink.write(messages(3)) == []
-    # The same input item published again (a retried batch) is dropped by SQS deduplication.
+    # The same record published again (a retried batch) is dropped by SQS deduplication on its key.
     assert sink.write(messages(3)[:1]) == []
     assert [m["prediction"]["ride_id"] for m in drain_queue(queue)] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("ride_id", "kept"), [("ride-7", True), ("a/b:c#1", True), ("ride 7", False), ("é", False), ("x" * 129, False)]
+)
+def test_fifo_group_ids_are_what_sqs_accepts(ride_id, kept):
+    # SQS refuses a group id with spaces, non-ASCII text or over 128 characters (moto does not check this):
+    # such an id is replaced by its sha256, the same for every message of the ride.
+    group_id = fifo_id(ride_id)
+    assert FIFO_ID.fullmatch(group_id)
+    assert group_id == (ride_id if kept else hashlib.sha256(ride_id.encode()).hexdigest())
 
 
 def test_batches_respect_the_byte_limit_as_well_as_the_count():
     # Ten messages of 50 bytes each (44 of JSON body, 6 of partition key).
     same_size = [
-        OutputMessage(f"item-{i}", f"ride-{i}", {"prediction": {"duration": 12.5, "ride_id": i}}) for i in range(10)
+        OutputMessage.of(f"item-{i}", f"key-{i}", f"ride-{i}", {"prediction": {"duration": 12.5, "ride_id": i}})
+        for i in range(10)
     ]
     assert {len(json.dumps(m.body, separators=(",", ":"))) + len(m.partition_key) for m in same_size} == {50}
+    assert {m.size for m in same_size} == {50}
     assert [len(b) for b in batches(same_size, max_count=500, max_bytes=3 * 50)] == [3, 3, 3, 1]
     assert [len(b) for b in batches(same_size, max_count=4, max_bytes=10**6)] == [4, 4, 2]
