@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from scoring.errors import ConfigError
+from scoring.errors import ConfigError, ScoringError
 from scoring.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,10 @@ def invoke(handler: Handler, records: list[dict[str, Any]], item_ids: list[str])
     """
     try:
         response = handler({"Records": records}, LocalContext())
+    except ScoringError as exc:
+        # Refused on purpose and named (e.g. a record without an id): one line says it, a traceback would not.
+        log.error("the handler refused the batch of %d records (%s); the whole batch fails", len(records), exc)
+        return list(item_ids)
     except Exception:
         log.exception("the handler raised; the whole batch of %d records fails", len(records))
         return list(item_ids)

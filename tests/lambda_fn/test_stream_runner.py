@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from scoring.cli import main
+from scoring.errors import InvalidInput
 from scoring.stream_runner import CheckpointStore, PollLimits, invoke, kinesis_event_record, run_kinesis, run_sqs
 
 pytestmark = pytest.mark.aws
@@ -58,29 +61,39 @@ def test_kinesis_rides_flow_through_runner_and_handler_to_the_output_stream(
     assert again.batches == 0 and len(read_stream(sink)) == 250
 
 
-def test_sqs_rides_flow_through_the_cli_runner_and_poison_messages_stay_on_the_queue(
-    sqs, new_queue, drain_queue, stream_env, predictor, rides, capsys
+@pytest.mark.parametrize("dead_letters", [False, True], ids=["no dead-letter queue", "dead-letter queue"])
+def test_sqs_rides_flow_through_the_cli_runner_and_poison_messages_are_kept(
+    sqs, new_queue, drain_queue, stream_env, predictor, rides, capsys, dead_letters
 ):
     # Given 40 rides and 2 poison messages on an input queue, and a handler writing to an output queue
     rides = rides.head(40)
-    source, sink = new_queue(VisibilityTimeout="60"), new_queue()
+    source, sink, dlq = new_queue(VisibilityTimeout="60"), new_queue(), new_queue()
     for ride in rides.itertuples():
         sqs.send_message(QueueUrl=source, MessageBody=tutorial_payload(ride))
     sqs.send_message(QueueUrl=source, MessageBody="{not json")
     sqs.send_message(QueueUrl=source, MessageBody=json.dumps({"ride": {"PULocationID": 1}, "ride_id": 999}))
-    stream_env(SCORING_STREAM_OUTPUT="sqs", SCORING_OUTPUT_QUEUE_URL=sink)
+    settings = {"SCORING_DEAD_LETTER_QUEUE_URL": dlq} if dead_letters else {}
+    stream_env(SCORING_STREAM_OUTPUT="sqs", SCORING_OUTPUT_QUEUE_URL=sink, **settings)
     # When `scoring stream run` polls the queue through the real handler file
     code = main(
         ["stream", "run", "--sqs-queue-url", source, "--function", f"{HANDLER}:lambda_handler"]
         + ["--batch-size", "25", "--idle-timeout", "1", "--poll-seconds", "0"]
     )
-    # Then every ride is answered with the batch path's prediction, and only the poison messages were not deleted
+    # Then every ride is answered with the batch path's prediction
     assert code == 0
-    assert "42 records, 2 reported as failed" in capsys.readouterr().out
     assert durations_by_ride(drain_queue(sink)) == batch_predictions(predictor, rides)
+    # And the poison messages are kept: in the dead-letter queue with their reasons (deleted from the input,
+    # not reported), or without one, left on the input queue for a retry
+    reported = 0 if dead_letters else 2
+    assert f"42 records, {reported} reported as failed" in capsys.readouterr().out
     attributes = sqs.get_queue_attributes(QueueUrl=source, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
-    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "2"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == str(reported)
+    expected = [
+        "missing required field 'DOLocationID'; missing required field 'trip_distance'",
+        "the payload is not valid JSON (Expecting property name enclosed in double quotes at position 1)",
+    ]
+    assert sorted(letter["reason"] for letter in drain_queue(dlq)) == (expected if dead_letters else [])
 
 
 def test_kinesis_resumes_at_the_first_failed_record_and_discards_the_batch_after_its_retries(
@@ -114,6 +127,82 @@ def test_kinesis_resumes_at_the_first_failed_record_and_discards_the_batch_after
     outputs = read_stream(sink)
     assert Counter(m["prediction"]["ride_id"] for m in outputs) == {0: 1, 1: 1, 2: 2}
     assert durations_by_ride(outputs) == batch_predictions(predictor, rides)
+
+
+@pytest.fixture
+def stream_with_a_bad_ride_in_the_middle(kinesis, new_stream, rides):
+    """One shard: three rides, a ride that can never be scored (PULocationID true), three more rides."""
+    rides = rides.head(6)
+    source = new_stream()
+    payloads = [tutorial_payload(ride) for ride in rides.itertuples()]
+    bad = json.dumps({"ride": {"PULocationID": True, "DOLocationID": 2, "trip_distance": 1.0}, "ride_id": 999})
+    sequence_numbers = [
+        kinesis.put_record(StreamName=source, Data=data.encode(), PartitionKey="one-shard")["SequenceNumber"]
+        for data in [*payloads[:3], bad, *payloads[3:]]
+    ]
+    return source, rides, bad, sequence_numbers[3]
+
+
+def test_kinesis_with_a_dead_letter_queue_publishes_every_good_ride_once_and_reports_nothing(
+    stream_with_a_bad_ride_in_the_middle,
+    new_stream,
+    new_queue,
+    read_stream,
+    drain_queue,
+    stream_env,
+    predictor,
+    tmp_path,
+    capsys,
+):
+    # Given a permanently invalid ride between good ones, and a handler with an output stream and a dead-letter queue
+    source, rides, bad, bad_sequence = stream_with_a_bad_ride_in_the_middle
+    sink, dlq = new_stream(), new_queue()
+    stream_env(SCORING_STREAM_OUTPUT="kinesis", SCORING_OUTPUT_STREAM=sink, SCORING_DEAD_LETTER_QUEUE_URL=dlq)
+    # When `scoring stream run` polls the stream until it is idle, two retries allowed
+    code = main(
+        ["stream", "run", "--kinesis-stream", source, "--function", f"{HANDLER}:lambda_handler"]
+        + ["--checkpoints", str(tmp_path / "checkpoints.json"), "--max-retries", "2"]
+        + ["--idle-timeout", "0.5", "--poll-seconds", "0.05"]
+    )
+    # Then one invocation handled all seven records and none was reported for a retry
+    assert code == 0
+    assert "1 invocations, 7 records, 0 reported as failed" in capsys.readouterr().out
+    # And every good ride is published exactly once, with the batch path's prediction
+    outputs = read_stream(sink)
+    assert Counter(m["prediction"]["ride_id"] for m in outputs) == dict.fromkeys(rides["ride_id"].tolist(), 1)
+    assert durations_by_ride(outputs) == batch_predictions(predictor, rides)
+    # And the bad ride is in the dead-letter queue with its reason and the record to replay it
+    (letter,) = drain_queue(dlq)
+    assert letter["reason"] == "field 'PULocationID': expected an integer, got a boolean"
+    assert letter["itemIdentifier"] == bad_sequence
+    assert base64.b64decode(letter["record"]["kinesis"]["data"]).decode() == bad
+
+
+def test_kinesis_without_a_dead_letter_queue_retries_the_bad_ride_and_republishes_what_follows(
+    stream_with_a_bad_ride_in_the_middle, new_stream, read_stream, cold_start, tmp_path, caplog
+):
+    # Given the same stream and a handler without a dead-letter queue
+    caplog.set_level(logging.WARNING)
+    source, rides, _, bad_sequence = stream_with_a_bad_ride_in_the_middle
+    sink = new_stream()
+    handler = cold_start(SCORING_STREAM_OUTPUT="kinesis", SCORING_OUTPUT_STREAM=sink)
+    # When the runner polls it, two retries allowed
+    summary = run_kinesis(
+        handler.lambda_handler, source, checkpoints=CheckpointStore(tmp_path / "c.json"), limits=QUICK, max_retries=2
+    )
+    # Then the bad ride is reported on the first try and both retries (today's behaviour), then skipped
+    assert (summary.batches, summary.failed) == (3, 3)
+    # And the rides after it are published on every try, each copy under the same key; those before it once
+    outputs = read_stream(sink)
+    ids = rides["ride_id"].tolist()
+    assert Counter(m["prediction"]["ride_id"] for m in outputs) == {
+        **dict.fromkeys(ids[:3], 1),
+        **dict.fromkeys(ids[3:], 3),
+    }
+    assert len({m["key"] for m in outputs}) == 6
+    # And the container warned once that permanent failures are retried
+    assert caplog.text.count("SCORING_DEAD_LETTER_QUEUE_URL is not set") == 1
+    assert caplog.text.count(f"stream item {bad_sequence} failed") == 3
 
 
 def test_a_new_run_resumes_after_the_checkpoint(kinesis, new_stream, cold_start, tmp_path):
@@ -178,3 +267,12 @@ def test_a_handler_that_raises_fails_the_whole_batch():
         raise RuntimeError("boom")
 
     assert invoke(broken, [{}, {}], ["a", "b"]) == ["a", "b"]
+
+
+def test_a_handler_that_refuses_the_batch_by_name_fails_it_in_one_line(caplog):
+    def refusing(event, context):
+        raise InvalidInput("event record 1 is neither a Kinesis record nor an SQS message")
+
+    assert invoke(refusing, [{}, {}], ["a", "b"]) == ["a", "b"]
+    (line,) = caplog.records
+    assert "event record 1 is neither" in line.getMessage() and line.exc_info is None
