@@ -4,6 +4,10 @@
 
 `score_partition` chains the three in one process for the CLI and tests; the Airflow DAGs call
 the same three steps as separate tasks so shards spread over workers.
+
+Every run that fails after planning (a shard, the publish, the database) leaves a `failed` record
+in scoring_runs with its reason, written in its own transaction; a finished run removes its
+staging (`remove_run_staging`: `score_partition` does it itself, the DAGs in a cleanup task).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,16 +26,37 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from scoring import store
+from scoring import storage, store
 from scoring.bundle import Manifest
-from scoring.errors import PublishError, RejectThresholdExceeded
+from scoring.db import describe, first_line
+from scoring.errors import InvalidInput, PublishError, RejectThresholdExceeded, ScoringError
 from scoring.partitions import PartitionKey
 from scoring.predict import NON_FINITE_PREDICTION, Predictor
 from scoring.reader import list_partition_files, partition_uri, read_chunks
-from scoring.staging import PREDICTION_SCHEMA, REJECT_SCHEMA, ShardResult, StagedWriter, read_staged, shard_prefix
+from scoring.record_ids import canonical_ids
+from scoring.staging import (
+    PREDICTION_SCHEMA,
+    REJECT_SCHEMA,
+    ShardResult,
+    StagedWriter,
+    read_staged,
+    remove_staged_run,
+    shard_prefix,
+)
+from scoring.tables import predictions, scoring_runs
 
 log = logging.getLogger(__name__)
+
+# Job names become a column value and a staging folder: a safe character set, no '.' or '..', and
+# no longer than the narrowest `job` column.
+JOB_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+MAX_JOB_LENGTH = min(predictions.c.job.type.length, scoring_runs.c.job.type.length)  # type: ignore[attr-defined]
+MAX_RUN_ID_LENGTH: int = scoring_runs.c.run_id.type.length  # type: ignore[attr-defined]
+# NUL and lone surrogates: PostgreSQL's text, COPY and JSONB refuse them, UTF-8 cannot encode a surrogate.
+UNSTORABLE_TEXT = re.compile(r"[\x00\ud800-\udfff]")
+MAX_MESSAGE_LENGTH = 2000
 
 
 @dataclass(frozen=True)
@@ -92,6 +118,19 @@ def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
+def validate_job_name(job: str) -> str:
+    """The job name if it is usable as a column value and a staging folder name, else InvalidInput saying why."""
+    if not job:
+        raise InvalidInput("job name is empty")
+    if len(job) > MAX_JOB_LENGTH:
+        raise InvalidInput(f"job name is longer than {MAX_JOB_LENGTH} characters (the width of the job column)")
+    if not JOB_NAME.match(job[0]):
+        raise InvalidInput(f"job name {job[:40]!r} must start with a letter, a digit or '_'")
+    if not JOB_NAME.fullmatch(job):
+        raise InvalidInput(f"job name {job[:40]!r} may hold only letters, digits, '_', '.' and '-'")
+    return job
+
+
 def plan_run(
     *,
     job: str,
@@ -104,6 +143,9 @@ def plan_run(
     model_sha256: str = "",
 ) -> RunPlan:
     """List the partition's files (PartitionNotFound if there are none) and fix the run's identity."""
+    validate_job_name(job)
+    if run_id is not None and not 0 < len(run_id) <= MAX_RUN_ID_LENGTH:
+        raise InvalidInput(f"run id must be 1 to {MAX_RUN_ID_LENGTH} characters long, got {len(run_id)}")
     return RunPlan(
         run_id=run_id or new_run_id(),
         job=job,
@@ -140,8 +182,12 @@ def score_shard(
             frame = chunk.table.select([c for c in wanted if c in chunk.table.column_names]).to_pandas()
             result = schema.validate_frame(frame, require_id=True, text_input=chunk.text_input)
             valid, values, reasons = _keep_finite(result.valid, predictor.predict(result.valid), result.rejected)
+            rows = input_rows + valid.index.to_numpy(dtype=np.int64)
             scored.write(
-                pa.table({"record_id": pa.array(valid[id_field], pa.string()), "prediction": values}, PREDICTION_SCHEMA)
+                pa.table(
+                    {"record_id": pa.array(valid[id_field], pa.string()), "prediction": values, "row": rows},
+                    PREDICTION_SCHEMA,
+                )
             )
             rejected.write(_reject_table(chunk.table, reasons, frame, id_field))
             input_rows += chunk.table.num_rows
@@ -177,15 +223,30 @@ def _keep_finite(
 
 
 def raw_record_json(record: dict[str, object]) -> str:
-    """The raw row as JSON that PostgreSQL's JSONB accepts: NaN and infinities become strings, not bare tokens."""
-    clean = {key: _json_value(value) for key, value in record.items()}
-    return json.dumps(clean, default=str, allow_nan=False)
+    """The raw row as JSON that PostgreSQL's JSONB accepts, at any depth.
+
+    NaN and infinities become strings, not bare tokens; NUL and lone surrogates in keys and text
+    become U+FFFD (JSONB refuses \\u0000, UTF-8 cannot encode a surrogate); other values (dates,
+    decimals, bytes) become their text.
+    """
+    return json.dumps(_json_value(record), default=lambda value: clean_text(str(value)), allow_nan=False)
 
 
 def _json_value(value: object) -> object:
+    if isinstance(value, str):
+        return clean_text(value)
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {clean_text(str(key)): _json_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item) for item in value]
     return value
+
+
+def clean_text(text: str) -> str:
+    """`text` with NUL and lone surrogates replaced by U+FFFD, so any text column or JSONB accepts it."""
+    return UNSTORABLE_TEXT.sub("\ufffd", text)
 
 
 def _check_model(plan: RunPlan, manifest: Manifest) -> None:
@@ -201,11 +262,15 @@ def _reject_table(raw: pa.Table, reasons: pd.Series, frame: pd.DataFrame, id_fie
         return REJECT_SCHEMA.empty_table()
     positions = reasons.index.to_numpy()
     records = raw.take(pa.array(positions)).to_pylist()
-    ids = frame[id_field].iloc[positions] if id_field in frame.columns else pd.Series([None] * len(positions))
+    if id_field in frame.columns:
+        # The canonical id, or null where the id itself was refused: never the raw text that no column can hold.
+        ids = canonical_ids(frame[id_field].iloc[positions], nan_is_null=True)[0].tolist()
+    else:
+        ids = [None] * len(positions)
     return pa.table(
         {
-            "record_id": pa.array([None if pd.isna(v) else str(v) for v in ids], pa.string()),
-            "reason": pa.array(reasons.astype(str).tolist(), pa.string()),
+            "record_id": pa.array(ids, pa.string()),
+            "reason": pa.array([clean_text(str(r)) for r in reasons], pa.string()),
             "raw_record": pa.array([raw_record_json(r) for r in records], pa.string()),
         },
         REJECT_SCHEMA,
@@ -220,7 +285,31 @@ def publish_run(
     *,
     reject_threshold: float,
 ) -> RunSummary:
-    """Publish every shard of the run in one transaction, or record a failed run and raise."""
+    """Publish every shard of the run in one transaction; on any failure record a failed run and raise.
+
+    Staging is left in place (a retried publish task needs it): the caller removes it once the run is over.
+    """
+    try:
+        _check_publishable(plan, shards, manifest)
+        try:
+            run = _publish_or_fail(engine, plan, shards, manifest, {}, reject_threshold)
+        except store.DuplicateRecordIds:
+            # Rare, so checked only when the primary key objects: find the repeats, keep first copies.
+            run = _publish_or_fail(engine, plan, shards, manifest, _duplicate_copies(shards), reject_threshold)
+    except RejectThresholdExceeded:
+        raise  # recorded already, with its rejected rows
+    except Exception as exc:
+        error = _as_publish_error(engine, plan, exc)
+        record_failed_run(engine, plan, manifest, _reason(error), shards)
+        if error is exc:
+            raise
+        raise error from exc
+    summary = RunSummary.of(run)
+    log.info("%s", summary.line())
+    return summary
+
+
+def _check_publishable(plan: RunPlan, shards: list[ShardResult], manifest: Manifest) -> None:
     _check_model(plan, manifest)
     if len(shards) != len(plan.files):
         raise PublishError(f"run {plan.run_id} planned {len(plan.files)} shards but {len(shards)} were scored")
@@ -229,14 +318,66 @@ def publish_run(
             raise PublishError(
                 f"{shard.source_uri}: {shard.input_rows} input rows != {shard.scored_rows} scored + {shard.rejected_rows} rejected"
             )
+        for uri in (shard.predictions_uri, shard.rejects_uri):
+            if not storage.exists(uri):
+                raise PublishError(
+                    f"run {plan.run_id}: the staged output {uri} is gone (the run's staging was cleaned up "
+                    "or swept); score the partition again"
+                )
+
+
+def _as_publish_error(engine: Engine, plan: RunPlan, exc: Exception) -> Exception:
+    """Database errors become one PublishError line naming the database (never its password or a row)."""
+    if isinstance(exc, SQLAlchemyError):
+        return PublishError(
+            f"run {plan.run_id}: the database {describe(engine)} refused the publish of partition "
+            f"{plan.partition_key} of job {plan.job}: {first_line(exc)}"
+        )
+    return exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, ScoringError) else f"{type(exc).__name__}: {exc}"
+    return text
+
+
+def record_failed_run(
+    engine: Engine, plan: RunPlan, manifest: Manifest, reason: str, shards: list[ShardResult] | None = None
+) -> None:
+    """Record the run as failed with its reason, in its own transaction; the published rows stay as they were.
+
+    Counts come from the shards when every shard was scored, else they are zero. Never raises: a
+    database that cannot take the record either is logged, and the run's own error is what matters.
+    """
+    complete = shards is not None and len(shards) == len(plan.files)
+    input_rows = sum(s.input_rows for s in shards) if shards and complete else 0
+    rejected_rows = sum(s.rejected_rows for s in shards) if shards and complete else 0
+    message = clean_text(" ".join(reason.split()))
+    run = store.RunRecord(
+        run_id=plan.run_id,
+        job=plan.job,
+        partition_key=plan.partition_key,
+        model_name=manifest.name,
+        model_version=manifest.version,
+        model_sha256=manifest.sha256,
+        input_rows=input_rows,
+        scored_rows=input_rows - rejected_rows,
+        rejected_rows=rejected_rows,
+        source_uri=plan.source_uri,
+        started_at=datetime.fromisoformat(plan.started_at),
+        finished_at=datetime.now(timezone.utc),
+        status="failed",
+        message=message[:MAX_MESSAGE_LENGTH],
+    )
     try:
-        run = _publish_or_fail(engine, plan, shards, manifest, Counter(), reject_threshold)
-    except store.DuplicateRecordIds:
-        # Rare, so checked only when the primary key objects: find the repeats, keep first copies.
-        run = _publish_or_fail(engine, plan, shards, manifest, _duplicate_ids(shards), reject_threshold)
-    summary = RunSummary.of(run)
-    log.info("%s", summary.line())
-    return summary
+        store.record_failed_run(engine, run)
+    except Exception as exc:
+        log.warning("run %s failed and its failure could not be recorded: %s", plan.run_id, first_line(exc))
+
+
+def remove_run_staging(plan: RunPlan) -> int:
+    """Delete the run's staged shards (local or s3://); returns how many files went."""
+    return remove_staged_run(plan.staging_root, plan.job, plan.partition_key, plan.run_id)
 
 
 def _publish_or_fail(
@@ -244,11 +385,11 @@ def _publish_or_fail(
     plan: RunPlan,
     shards: list[ShardResult],
     manifest: Manifest,
-    duplicates: Counter[str],
+    duplicates: dict[int, dict[int, str]],
     reject_threshold: float,
 ) -> store.RunRecord:
     input_rows = sum(s.input_rows for s in shards)
-    rejected_rows = sum(s.rejected_rows for s in shards) + sum(duplicates.values())
+    rejected_rows = sum(s.rejected_rows for s in shards) + _count(duplicates)
     run = store.RunRecord(
         run_id=plan.run_id,
         job=plan.job,
@@ -279,72 +420,91 @@ def _publish_or_fail(
     return run
 
 
-def _duplicate_ids(shards: list[ShardResult]) -> Counter[str]:
-    """Ids seen more than once in the partition, with how many extra copies: the first copy wins."""
+def _count(duplicates: dict[int, dict[int, str]]) -> int:
+    return sum(len(rows) for rows in duplicates.values())
+
+
+def _duplicate_copies(shards: list[ShardResult]) -> dict[int, dict[int, str]]:
+    """Per shard, the input rows (position -> id) whose id an earlier row of the partition has: the first copy wins."""
     hashes = [
         pd.util.hash_array(table.column("record_id").to_numpy(zero_copy_only=False).astype(object))
         for shard in shards
         for table in read_staged(shard.predictions_uri, columns=["record_id"])
     ]
     if not hashes:
-        return Counter()
-    all_hashes = np.concatenate(hashes)
-    unique, counts = np.unique(all_hashes, return_counts=True)
-    suspects = set(unique[counts > 1].tolist())
-    if not suspects:
-        return Counter()
-    # Hash collisions are possible in principle: count the suspects by their real ids.
-    seen: Counter[str] = Counter()
-    for shard in shards:
-        for table in read_staged(shard.predictions_uri, columns=["record_id"]):
+        return {}
+    unique, counts = np.unique(np.concatenate(hashes), return_counts=True)
+    suspects = unique[counts > 1]
+    if not len(suspects):
+        return {}
+    # Hash collisions are possible in principle: compare the suspects by their real ids.
+    seen: set[str] = set()
+    copies: dict[int, dict[int, str]] = {}
+    for index, shard in enumerate(shards):
+        for table in read_staged(shard.predictions_uri, columns=["record_id", "row"]):
             ids = table.column("record_id").to_numpy(zero_copy_only=False).astype(object)
-            for record_id in ids[np.isin(pd.util.hash_array(ids), list(suspects))]:
-                seen[record_id] += 1
-    return Counter({record_id: n - 1 for record_id, n in seen.items() if n > 1})
+            rows = table.column("row").to_numpy()
+            for position in np.flatnonzero(np.isin(pd.util.hash_array(ids), suspects)):
+                record_id = ids[position]
+                if record_id in seen:
+                    copies.setdefault(index, {})[int(rows[position])] = record_id
+                seen.add(record_id)
+    return copies
 
 
-def _prediction_batches(shards: list[ShardResult], duplicates: Counter[str]) -> Iterator[store.PredictionBatch]:
-    kept: set[str] = set()
-    for shard in shards:
+def _prediction_batches(
+    shards: list[ShardResult], duplicates: dict[int, dict[int, str]]
+) -> Iterator[store.PredictionBatch]:
+    for index, shard in enumerate(shards):
         scored_at = datetime.fromisoformat(shard.scored_at)
+        repeated = np.fromiter(duplicates.get(index, {}), dtype=np.int64)
         for table in read_staged(shard.predictions_uri):
-            if duplicates:
-                table = _drop_repeats(table, duplicates, kept)
+            if len(repeated):
+                table = table.filter(pa.array(~np.isin(table.column("row").to_numpy(), repeated)))
             yield store.PredictionBatch(rows=table, scored_at=scored_at)
 
 
-def _drop_repeats(table: pa.Table, duplicates: Counter[str], kept: set[str]) -> pa.Table:
-    ids = table.column("record_id").to_pylist()
-    keep = []
-    for record_id in ids:
-        if record_id in duplicates:
-            keep.append(record_id not in kept)
-            kept.add(record_id)
-        else:
-            keep.append(True)
-    return table.filter(pa.array(keep))
-
-
-def _rejects(shards: list[ShardResult], duplicates: Counter[str]) -> Iterator[dict[str, object]]:
+def _rejects(shards: list[ShardResult], duplicates: dict[int, dict[int, str]]) -> Iterator[dict[str, object]]:
     for shard in shards:
         for table in read_staged(shard.rejects_uri):
             yield from table.to_pylist()
-    for record_id, extra in duplicates.items():
-        for _ in range(extra):
+    for index, copies in sorted(duplicates.items()):
+        raws = _raw_rows(shards[index].source_uri, copies)
+        for row, record_id in sorted(copies.items()):
             yield {
                 "record_id": record_id,
                 "reason": f"duplicate record id {record_id!r} in the partition; the first occurrence was scored",
-                "raw_record": json.dumps({"record_id": record_id}),
+                "raw_record": raws.get(row) or json.dumps({"record_id": record_id}),
             }
 
 
-def _top_reasons(shards: list[ShardResult], duplicates: Counter[str], top: int = 3) -> str:
+def _raw_rows(source_uri: str, copies: dict[int, str], chunk_rows: int = 65_536) -> dict[int, str]:
+    """The raw rows at the given positions of an input file, as storable JSON (read again: duplicates are rare)."""
+    wanted = np.array(sorted(copies), dtype=np.int64)
+    found: dict[int, str] = {}
+    offset = 0
+    try:
+        for chunk in read_chunks(source_uri, chunk_rows):
+            rows = chunk.table.num_rows
+            inside = wanted[(wanted >= offset) & (wanted < offset + rows)]
+            if len(inside):
+                records = chunk.table.take(pa.array(inside - offset)).to_pylist()
+                found.update(zip(inside.tolist(), map(raw_record_json, records), strict=True))
+            offset += rows
+            if offset > wanted[-1]:
+                break
+    except ScoringError as exc:  # the file changed or vanished since it was scored: keep the ids at least
+        log.warning("raw rows of duplicate ids in %s are not readable: %s", source_uri, exc)
+    return found
+
+
+def _top_reasons(shards: list[ShardResult], duplicates: dict[int, dict[int, str]], top: int = 3) -> str:
     reasons: Counter[str] = Counter()
     for shard in shards:
         for table in read_staged(shard.rejects_uri, columns=["reason"]):
             reasons.update(table.column("reason").to_pylist())
     if duplicates:
-        reasons["duplicate record id"] += sum(duplicates.values())
+        reasons["duplicate record id"] += _count(duplicates)
     return ", ".join(f"{reason} ({count})" for reason, count in reasons.most_common(top))
 
 
@@ -362,7 +522,10 @@ def score_partition(
     run_id: str | None = None,
     on_rows: Callable[[int], None] | None = None,
 ) -> RunSummary:
-    """Plan, score every shard in this process, and publish: the whole run, for the CLI and tests."""
+    """Plan, score every shard in this process, and publish: the whole run, for the CLI and tests.
+
+    Whatever the outcome, the run's staging is removed; a failed shard is recorded as a failed run.
+    """
     manifest = predictor.bundle.manifest
     plan = plan_run(
         job=job,
@@ -374,5 +537,22 @@ def score_partition(
         model_uri=predictor.bundle.uri,
         model_sha256=manifest.sha256,
     )
-    shards = [score_shard(predictor, plan, i, chunk_rows=chunk_rows, on_rows=on_rows) for i in range(len(plan.files))]
-    return publish_run(engine, plan, shards, manifest, reject_threshold=reject_threshold)
+    try:
+        shards = []
+        for index, source in enumerate(plan.files):
+            try:
+                shards.append(score_shard(predictor, plan, index, chunk_rows=chunk_rows, on_rows=on_rows))
+            except Exception as exc:
+                record_failed_run(engine, plan, manifest, f"shard {index} ({source}): {_reason(exc)}")
+                raise
+        return publish_run(engine, plan, shards, manifest, reject_threshold=reject_threshold)
+    finally:
+        _remove_quietly(plan)
+
+
+def _remove_quietly(plan: RunPlan) -> None:
+    # The run's outcome is what the caller needs; staging left by a failed removal is swept later.
+    try:
+        remove_run_staging(plan)
+    except Exception as exc:
+        log.warning("run %s: staging under %s was not removed: %s", plan.run_id, plan.staging_root, exc)

@@ -1,4 +1,4 @@
-"""The `scoring` command line: demo setup, model import, batch scoring, database migrations."""
+"""The `scoring` command line: demo setup, model import, batch scoring, staging sweep, database migrations."""
 
 from __future__ import annotations
 
@@ -75,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--reject-threshold", type=float, help="fail above this rejected fraction (default 0.01)")
     score.set_defaults(handler=_score)
 
+    staging = commands.add_parser("staging", help="staged shard output").add_subparsers(dest="staging_command")
+    sweep = staging.add_parser("sweep", help="delete staged runs older than an age (runs killed mid-way)")
+    sweep.add_argument("--staging", help="staging root, local or s3:// (default SCORING_STAGING_ROOT)")
+    sweep.add_argument(
+        "--older-than-hours", type=float, help="age in hours (default SCORING_STAGING_MAX_AGE_HOURS, 24)"
+    )
+    sweep.set_defaults(handler=_staging_sweep)
+
     report = commands.add_parser("report", help="print the published partitions of a job")
     report.add_argument("--job", required=True)
     report.add_argument("--database", help="database URL (default SCORING_DATABASE_URL)")
@@ -150,7 +158,7 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _score(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.batch import score_partition
+    from scoring.batch import score_partition, validate_job_name
     from scoring.bundle import load_bundle
     from scoring.db import make_engine, upgrade
     from scoring.partitions import PartitionKey
@@ -158,6 +166,7 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
     from scoring.progress import RowProgress
     from scoring.trust import BundleTrust
 
+    validate_job_name(args.job)
     settings = settings.with_overrides(
         input_root=args.input, model_uri=args.model, database_url=args.database, reject_threshold=args.reject_threshold
     )
@@ -182,11 +191,22 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _staging_sweep(args: argparse.Namespace, settings: Settings) -> int:
+    from scoring.staging import sweep_staging
+
+    settings = settings.with_overrides(staging_root=args.staging, staging_max_age_hours=args.older_than_hours)
+    swept = sweep_staging(settings.staging_root, max_age_hours=settings.staging_max_age_hours)
+    print(swept.line(settings.staging_root, settings.staging_max_age_hours))
+    return 0
+
+
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.db import make_engine
+    from scoring.db import check_reachable, make_engine
     from scoring.store import partition_report
 
-    rows = partition_report(make_engine(args.database or settings.database_url), args.job)
+    engine = make_engine(args.database or settings.database_url)
+    check_reachable(engine)
+    rows = partition_report(engine, args.job)
     print(format_table(rows))
     return 0
 

@@ -6,10 +6,15 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from scoring.errors import ConfigError
+from scoring.errors import ConfigError, ScoringError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class DatabaseUnavailable(ScoringError):
+    """The predictions database cannot be reached (down, wrong host or port, refused credentials)."""
 
 
 def normalize_url(url: str) -> str:
@@ -30,10 +35,32 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60})
+        engine = create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # hide_parameters: a refused row (a rejected record, a raw input) never reaches a log through an error.
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def describe(engine: Engine) -> str:
+    """The engine's URL with its password hidden, fit for a message."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's own message, first line only: PostgreSQL adds hints and context lines below it."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    return lines[0].strip() if lines else type(cause).__name__
+
+
+def check_reachable(engine: Engine) -> None:
+    """Open one connection, so an unreachable database is one DatabaseUnavailable naming it, not a traceback."""
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to the database {describe(engine)}: {first_line(exc)}") from exc
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -48,6 +75,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
     from alembic.config import Config
 
+    check_reachable(engine)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:

@@ -17,6 +17,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -182,8 +183,10 @@ def _type_name(value: object) -> str:
         return "a boolean"
     if isinstance(value, str):
         return "a string"
-    if isinstance(value, numbers.Number):
+    if isinstance(value, (numbers.Real, Decimal)):
         return "a number"
+    if isinstance(value, numbers.Number):
+        return f"a {type(value).__name__} number"  # complex: not a real number, so named by kind
     if isinstance(value, (list, tuple)):
         return "an array"
     if isinstance(value, dict):
@@ -326,6 +329,10 @@ def _classify_objects(values: np.ndarray, spec: FieldSpec) -> tuple[np.ndarray, 
                 out[i] = float(v)
             except OverflowError:  # an integer of hundreds of digits
                 out[i] = math.inf
+        elif isinstance(v, Decimal):
+            # A Parquet decimal column: a number. float() rounds it to the nearest double, as a float column would
+            # hold it; NaN and infinities go through the checks every number does.
+            out[i] = float(v) if not v.is_snan() else math.nan
         else:
             problem[i] = f"field '{spec.name}': expected {_expected(spec)}, got {_type_name(v)}"
     return out, problem

@@ -3,6 +3,11 @@
 Each shard writes two Parquet files (predictions; rejected rows with reason and raw record) under
 a path derived from job, partition, run and shard, so a retried shard overwrites its own output
 and a shard can run in another process or machine (staging_root may be s3://).
+
+    {staging_root}/{job}/{partition_key}/{run_id}/shard-00000.predictions.parquet
+
+A finished run (published or failed) removes its own folder; `sweep_staging` removes what killed
+runs left behind once it is older than a set age.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,8 +26,13 @@ import pyarrow.parquet as pq
 from scoring import storage
 from scoring.storage import local_copy
 
-PREDICTION_SCHEMA = pa.schema([("record_id", pa.string()), ("prediction", pa.float64())])
+# `row` is the row's position in its input file: a duplicate id found at publish is traced back to
+# its raw row without staging every raw row.
+PREDICTION_SCHEMA = pa.schema([("record_id", pa.string()), ("prediction", pa.float64()), ("row", pa.int64())])
 REJECT_SCHEMA = pa.schema([("record_id", pa.string()), ("reason", pa.string()), ("raw_record", pa.string())])
+# Row positions ascend: delta encoding stores them in almost nothing, where plain int64 costs 8 bytes a row.
+_ENCODINGS = {"row": "DELTA_BINARY_PACKED"}
+STAGED_FILE = re.compile(r"^shard-\d{5}\.(predictions|rejected)\.parquet(\.partial)?$")
 
 
 @dataclass(frozen=True)
@@ -49,10 +60,69 @@ def safe_segment(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]", "_", text)
 
 
+def run_prefix(staging_root: str, job: str, partition_key: str, run_id: str) -> str:
+    """The folder (or S3 prefix) holding every staged file of one run."""
+    return storage.join(staging_root, safe_segment(job), safe_segment(partition_key), safe_segment(run_id))
+
+
 def shard_prefix(staging_root: str, job: str, partition_key: str, run_id: str, shard_index: int) -> str:
-    return storage.join(
-        staging_root, safe_segment(job), safe_segment(partition_key), safe_segment(run_id), f"shard-{shard_index:05d}"
-    )
+    return storage.join(run_prefix(staging_root, job, partition_key, run_id), f"shard-{shard_index:05d}")
+
+
+def remove_staged_run(staging_root: str, job: str, partition_key: str, run_id: str) -> int:
+    """Delete one run's staged shard files (local or S3); returns how many were removed."""
+    prefix = run_prefix(staging_root, job, partition_key, run_id)
+    files = [info.uri for info in storage.list_file_info(prefix) if _is_staged_file(prefix, info.uri)]
+    storage.delete_files(files)
+    storage.remove_empty_dirs(prefix, staging_root)
+    return len(files)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a sweep removed: runs, files and bytes."""
+
+    runs: int
+    files: int
+    bytes: int
+
+    def line(self, staging_root: str, max_age_hours: float) -> str:
+        return (
+            f"swept {self.runs} staged run(s), {self.files} file(s), {self.bytes} bytes "
+            f"older than {max_age_hours:g} hours from {staging_root}"
+        )
+
+
+def sweep_staging(staging_root: str, *, max_age_hours: float, now: datetime | None = None) -> SweepResult:
+    """Delete the staging of every run whose newest file is older than `max_age_hours` (runs killed mid-way).
+
+    A run still writing has a recent file and is kept whole. Only files laid out as staged shards
+    ({job}/{partition}/{run}/shard-NNNNN.*.parquet) are touched, whatever else the root holds.
+    """
+    cutoff = (now or datetime.now(timezone.utc)) - timedelta(hours=max_age_hours)
+    runs: dict[tuple[str, ...], list[storage.FileInfo]] = {}
+    for info in storage.list_file_info(staging_root):
+        parts = _relative_parts(staging_root, info.uri)
+        if len(parts) == 4 and STAGED_FILE.match(parts[3]):
+            runs.setdefault(tuple(parts[:3]), []).append(info)
+    stale = {key: files for key, files in runs.items() if max(f.modified for f in files) < cutoff}
+    doomed = [f for files in stale.values() for f in files]
+    storage.delete_files([f.uri for f in doomed])
+    for key in stale:
+        storage.remove_empty_dirs(storage.join(staging_root, *key), staging_root)
+    return SweepResult(runs=len(stale), files=len(doomed), bytes=sum(f.size for f in doomed))
+
+
+def _relative_parts(root: str, uri: str) -> list[str]:
+    if storage.is_s3(root):
+        prefix = root.rstrip("/") + "/"
+        return uri[len(prefix) :].split("/") if uri.startswith(prefix) else []
+    return list(Path(uri).relative_to(root).parts)
+
+
+def _is_staged_file(prefix: str, uri: str) -> bool:
+    parts = _relative_parts(prefix, uri)
+    return len(parts) == 1 and STAGED_FILE.match(parts[0]) is not None
 
 
 class StagedWriter:
@@ -67,7 +137,13 @@ class StagedWriter:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
             # Written beside the target and renamed at close: a crashed shard leaves no half file.
             self._local = f"{uri}.partial"
-        self._writer = pq.ParquetWriter(self._local, schema)
+        encodings = {name: kind for name, kind in _ENCODINGS.items() if name in schema.names}
+        self._writer = pq.ParquetWriter(
+            self._local,
+            schema,
+            use_dictionary=[name for name in schema.names if name not in encodings],
+            column_encoding=encodings or None,
+        )
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:

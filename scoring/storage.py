@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
@@ -80,6 +81,92 @@ def list_files(uri: str) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(str(p) for p in root.rglob("*") if p.is_file())
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One file below a directory or S3 prefix: its URI, size and last modification (UTC)."""
+
+    uri: str
+    size: int
+    modified: datetime
+
+
+def list_file_info(uri: str) -> list[FileInfo]:
+    """Every file below a directory or S3 prefix with its size and modification time, sorted by URI."""
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        prefix = loc.key.rstrip("/") + "/" if loc.key else ""
+        paginator = s3_client().get_paginator("list_objects_v2")
+        return sorted(
+            (
+                FileInfo(f"s3://{loc.bucket}/{obj['Key']}", int(obj["Size"]), obj["LastModified"])
+                for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix)
+                for obj in page.get("Contents", [])
+            ),
+            key=lambda info: info.uri,
+        )
+    root = Path(uri)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.rglob("*"):
+        stat = path.lstat()
+        if path.is_file() and not path.is_symlink():
+            found.append(FileInfo(str(path), stat.st_size, datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
+    return sorted(found, key=lambda info: info.uri)
+
+
+def exists(uri: str) -> bool:
+    """True if the file or S3 object is there."""
+    if is_s3(uri):
+        from botocore.exceptions import ClientError
+
+        loc = parse_s3(uri)
+        try:
+            s3_client().head_object(Bucket=loc.bucket, Key=loc.key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+    return os.path.isfile(uri)
+
+
+def delete_files(uris: list[str]) -> None:
+    """Delete files or S3 objects (a missing one is not an error); S3 deletes go 1,000 keys per request."""
+    local = [uri for uri in uris if not is_s3(uri)]
+    for uri in local:
+        Path(uri).unlink(missing_ok=True)
+    by_bucket: dict[str, list[str]] = {}
+    for uri in uris:
+        if is_s3(uri):
+            loc = parse_s3(uri)
+            by_bucket.setdefault(loc.bucket, []).append(loc.key)
+    for bucket, keys in by_bucket.items():
+        client = s3_client()
+        for start in range(0, len(keys), 1000):
+            objects = [{"Key": key} for key in keys[start : start + 1000]]
+            response = client.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise OSError(f"s3://{bucket}/{first.get('Key')}: delete failed: {first.get('Code')}")
+
+
+def remove_empty_dirs(path: str, stop: str) -> None:
+    """Remove `path` and its parents while they are empty, never `stop` or anything above it (local only)."""
+    if is_s3(path):
+        return  # S3 has no directories
+    top = Path(stop).resolve()
+    current = Path(path).resolve()
+    while current != top and top in current.parents:
+        try:
+            current.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:  # not empty
+            return
+        current = current.parent
 
 
 def download_to(uri: str, target: IO[bytes]) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from scoring.tables import predictions, rejected_records, scoring_runs
 
@@ -81,12 +81,20 @@ def publish(
         _record_run(conn, run)
 
 
-def record_failed_run(engine: Engine, run: RunRecord, rejects: Iterable[dict[str, object]]) -> None:
-    """Keep the failed run and its rejected rows for inspection; the published predictions stay as they were."""
+def record_failed_run(engine: Engine, run: RunRecord, rejects: Iterable[dict[str, object]] = ()) -> bool:
+    """Keep the failed run and its rejected rows for inspection; the published predictions stay as they were.
+
+    Its own transaction, apart from any publish. A run id that already published (a cleared publish
+    task that failed the second time) keeps its published record; returns whether the failure was recorded.
+    """
     with engine.begin() as conn:
+        status = conn.execute(select(scoring_runs.c.status).where(scoring_runs.c.run_id == run.run_id)).scalar()
+        if status == "published":
+            return False
         conn.execute(delete(rejected_records).where(rejected_records.c.run_id == run.run_id))
         _insert_rejects(conn, run, rejects)
         _record_run(conn, run)
+    return True
 
 
 def _record_run(conn: Connection, run: RunRecord) -> None:
@@ -152,6 +160,9 @@ def _copy_predictions(conn: Connection, run: RunRecord, batches: Iterable[Predic
                 cursor.copy_expert(COPY_SQL, source, size=1 << 20)
             except psycopg2.errors.UniqueViolation as exc:
                 raise DuplicateRecordIds(str(exc).splitlines()[0]) from exc
+            except psycopg2.Error as exc:
+                # The raw driver error, wrapped as SQLAlchemy wraps every other statement's, so callers see one kind.
+                raise DBAPIError.instance(COPY_SQL, None, exc, psycopg2.Error, hide_parameters=True) from exc
     finally:
         cursor.close()
         producer.join()

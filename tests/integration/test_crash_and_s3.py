@@ -20,7 +20,9 @@ pytestmark = pytest.mark.postgres
 
 
 def _score_in_subprocess(root, model_dir, database_url, staging) -> subprocess.Popen:
+    # The bundle is trusted by its folder: --model alone does not widen the trusted roots.
     env = {**os.environ, "SCORING_STAGING_ROOT": staging, "SCORING_CHUNK_ROWS": "5000"}
+    env["SCORING_MODEL_ROOTS"] = str(model_dir.parent)
     command = [sys.executable, "-m", "scoring.cli", "score", "--job", JOB, "--partition", str(HOUR)]
     command += ["--input", root, "--model", str(model_dir), "--database", database_url]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
