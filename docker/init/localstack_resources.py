@@ -8,6 +8,8 @@ below, then `python docker/init/localstack_resources.py`.
   STREAM_MODEL_URI    s3://bucket/prefix the Lambda loads its bundle from
   RIDE_EVENTS_STREAM  input Kinesis stream; PREDICTIONS_STREAM output Kinesis stream
   RIDE_EVENTS_QUEUE   input SQS queue
+  DEAD_LETTER_QUEUE   optional: the SQS queue for records that can never be scored
+                      (the function's SCORING_DEAD_LETTER_QUEUE_URL is this queue's URL)
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def ensure_queue(sqs, name: str) -> str:
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
-    """Create the bucket, streams and queue, publish the bundle, and print what exists."""
+    """Create the bucket, streams and queues, publish the bundle, and print what exists."""
     import boto3
     from botocore.config import Config
 
@@ -75,7 +77,10 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     for stream in (env["RIDE_EVENTS_STREAM"], env["PREDICTIONS_STREAM"]):
         ensure_stream(kinesis, stream)
         print(f"kinesis stream {stream} is active")
-    print(f"sqs queue {ensure_queue(boto3.client('sqs'), env['RIDE_EVENTS_QUEUE'])}")
+    sqs = boto3.client("sqs")
+    print(f"sqs queue {ensure_queue(sqs, env['RIDE_EVENTS_QUEUE'])}")
+    if env.get("DEAD_LETTER_QUEUE"):
+        print(f"dead-letter queue {ensure_queue(sqs, env['DEAD_LETTER_QUEUE'])}")
     return 0
 
 

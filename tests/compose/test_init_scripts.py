@@ -142,11 +142,12 @@ def stream_names() -> dict[str, str]:
         "RIDE_EVENTS_STREAM": f"events-{suffix}",
         "PREDICTIONS_STREAM": f"predictions-{suffix}",
         "RIDE_EVENTS_QUEUE": f"queue-{suffix}",
+        "DEAD_LETTER_QUEUE": f"dead-letters-{suffix}",
     }
 
 
 @pytest.mark.aws
-def test_localstack_resources_are_created_once_and_kept(aws, demo_bundle_dir, localstack_resources):
+def test_localstack_resources_are_created_once_and_kept(aws, demo_bundle_dir, localstack_resources, capsys):
     env = stream_names() | {"BUNDLE_DIR": str(demo_bundle_dir)}
     assert localstack_resources.main(env) == 0
     assert localstack_resources.main(env) == 0  # a second seed run changes nothing and does not fail
@@ -155,7 +156,20 @@ def test_localstack_resources_are_created_once_and_kept(aws, demo_bundle_dir, lo
         assert (
             kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE"
         )
-    assert len(boto3.client("sqs").list_queues(QueueNamePrefix=env["RIDE_EVENTS_QUEUE"])["QueueUrls"]) == 1
+    sqs = boto3.client("sqs")
+    for queue in (env["RIDE_EVENTS_QUEUE"], env["DEAD_LETTER_QUEUE"]):
+        assert len(sqs.list_queues(QueueNamePrefix=queue)["QueueUrls"]) == 1
+    dead_letter_url = sqs.get_queue_url(QueueName=env["DEAD_LETTER_QUEUE"])["QueueUrl"]
+    assert f"dead-letter queue {dead_letter_url}" in capsys.readouterr().out
+
+
+@pytest.mark.aws
+def test_the_dead_letter_queue_is_optional(aws, demo_bundle_dir, localstack_resources):
+    # A compose file from before the dead-letter queue still seeds
+    env = stream_names() | {"BUNDLE_DIR": str(demo_bundle_dir)}
+    dead_letters = env.pop("DEAD_LETTER_QUEUE")
+    assert localstack_resources.main(env) == 0
+    assert boto3.client("sqs").list_queues(QueueNamePrefix=dead_letters).get("QueueUrls", []) == []
 
 
 @pytest.mark.aws
