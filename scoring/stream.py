@@ -28,7 +28,7 @@ from scoring.errors import InvalidInput
 from scoring.predict import Predictor
 from scoring.record_ids import canonical_id
 from scoring.records import RecordOutcome, score_records
-from scoring.sinks import ItemFailure, OutputMessage, Sink, dead_letter
+from scoring.sinks import KINESIS_MAX_PARTITION_KEY, ItemFailure, OutputMessage, Sink, dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +163,10 @@ def build_output(manifest: Manifest, record_id: Any, value: float, key: str) -> 
 def _output(manifest: Manifest, item: StreamItem, value: float) -> OutputMessage:
     assert item.record is not None
     # Echo the id as sent (256 stays a number), so consumers can match it to their ride; shard by its
-    # canonical text, so 256 and "256" keep one shard.
+    # canonical text, so 256 and "256" keep one shard (by the record key if Kinesis could not take it).
     record_id = item.record[manifest.id_field]
-    partition_key = canonical_id(record_id)[0] or item.key
+    text = canonical_id(record_id)[0]
+    partition_key = text if text and len(text) <= KINESIS_MAX_PARTITION_KEY else item.key
     return OutputMessage.of(item.item_id, item.key, partition_key, build_output(manifest, record_id, value, item.key))
 
 
@@ -229,7 +230,9 @@ def handle_event(
     not_written = {failure.item_id for failure in write_failures}
     for failure in write_failures:
         log.warning("stream item %s: output not written: %s", failure.item_id, failure.reason)
-    permanent = result.failures + [failure for failure in write_failures if not failure.retryable]
+    # A refusal no retry changes (SQS's sender fault: a message it will never take) is dead-lettered too.
+    refused_for_good = [f for f in write_failures if not f.retryable]
+    permanent = result.failures + [replace(f, reason=f"output not written: {f.reason}") for f in refused_for_good]
     for failure in result.failures:
         log.warning("stream item %s failed: %s", failure.item_id, failure.reason)
     reported = [failure for failure in write_failures if failure.retryable]

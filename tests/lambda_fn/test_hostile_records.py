@@ -184,3 +184,39 @@ def test_an_event_that_is_not_an_object_is_refused_in_one_line(cold_start, caplo
         handler.lambda_handler(event, None)
     (line,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert f"the event is {kind}, not an object" in line.getMessage() and line.exc_info is None
+
+
+def test_an_output_the_queue_will_never_take_is_dead_lettered_not_retried(cold_start, new_queue, drain_queue):
+    # Given an SQS output that refuses ride 2 as the sender's fault (SIMULATED: moto never does), and a DLQ
+    output, dlq = new_queue(), new_queue()
+    handler = cold_start(
+        SCORING_STREAM_OUTPUT="sqs", SCORING_OUTPUT_QUEUE_URL=output, SCORING_DEAD_LETTER_QUEUE_URL=dlq
+    )
+    real = handler.SINK.client
+
+    class RefusesRideTwo:
+        def send_message_batch(self, QueueUrl, Entries):
+            refused = [e for e in Entries if json.loads(e["MessageBody"])["prediction"]["ride_id"] == 2]
+            real.send_message_batch(QueueUrl=QueueUrl, Entries=[e for e in Entries if e not in refused])
+            failed = [{"Id": e["Id"], "SenderFault": True, "Code": "InvalidParameterValue"} for e in refused]
+            return {"Failed": failed}
+
+    handler.SINK.client = RefusesRideTwo()
+    # When a batch holds it
+    response = handler.lambda_handler(kinesis_event([ride(1), ride(2), ride(3)]), None)
+    # Then it is not reported (a retry would be refused again) but dead-lettered, and the others published
+    assert response["batchItemFailures"] == []
+    assert [m["prediction"]["ride_id"] for m in drain_queue(output)] == [1, 3]
+    (letter,) = drain_queue(dlq)
+    assert letter["itemIdentifier"] == "1001" and letter["reason"].startswith(
+        "output not written: InvalidParameterValue"
+    )
+
+
+def test_a_huge_integer_id_is_answered_and_sharded_by_its_key(outputs):
+    # Given an integer id of 300 digits (longer than a Kinesis partition key may be)
+    handler, published, dead_letters = outputs()
+    response = handler.lambda_handler(kinesis_event([ride(10**299)]), None)
+    # Then it is published, echoed as sent
+    assert response["batchItemFailures"] == [] and dead_letters() == []
+    assert [m["prediction"]["ride_id"] for m in published()] == [10**299]
