@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Any
 
 from scoring.bundle import Manifest
 from scoring.errors import InvalidInput
+from scoring.record_ids import canonical_id
 from scoring.records import RecordOutcome
 from webservice.errors import ApiError
 
@@ -105,15 +105,16 @@ def require_scored(outcomes: Sequence[RecordOutcome], records: Sequence[Any], id
 
 
 def client_id(record: Any, outcome: RecordOutcome, id_field: str) -> str | int | float | None:
-    """The record's id as the client sent it, when it is a string or a finite number; nothing else is echoed."""
+    """The record's id as the client sent it, when the core's id rule accepts it; nothing else is echoed.
+
+    A rejected record still names the id it came with, so the rule is applied here too: an id that
+    is NaN, infinite, a boolean, an object or overlong is left out (its reason names the id field).
+    """
     if outcome.record_id is None or not isinstance(record, dict):
         return None
     value = record.get(id_field)
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    text, _ = canonical_id(value)
+    return value if text is not None else None
 
 
 def render_single(outcome: RecordOutcome, manifest: Manifest) -> dict[str, Any]:

@@ -85,6 +85,29 @@ def test_every_bad_record_of_a_batch_is_listed_with_index_and_id(client):
     ]
 
 
+@pytest.mark.parametrize(
+    ("raw_id", "reason"),
+    [
+        ("NaN", "not a finite number"),
+        ("Infinity", "not a finite number"),
+        ('{"a": 1}', "object"),
+        ("true", "boolean"),
+        ("[1]", "array"),
+    ],
+)
+def test_an_id_that_is_not_text_or_a_finite_number_is_refused_by_name(client, raw_id, reason):
+    # Given a batch whose second record has an id that cannot be a record id (raw JSON: NaN and Infinity too)
+    body = '{"records": [{"PULocationID": 1, "DOLocationID": 2, "trip_distance": 3, "ride_id": 1}, '
+    body += '{"PULocationID": 1, "DOLocationID": 2, "trip_distance": 3, "ride_id": ' + raw_id + "}]}"
+    # When it is posted
+    response = client.post("/predict", data=body, content_type="application/json")
+    # Then the request is refused, naming the record and the id field, instead of dropping the id from a 200
+    assert response.status_code == 422
+    (problem,) = error_of(response)["problems"]
+    assert problem["index"] == 1 and "id" not in problem
+    assert "ride_id" in problem["reason"]
+
+
 def test_rejections_never_echo_the_record(client):
     secret = "card-4111-1111-1111-1111"
     records = [{**TUTORIAL_RIDE, "trip_distance": secret, "comment": secret, "ride_id": {"nested": secret}}]

@@ -169,3 +169,21 @@ def test_responses_match_the_documented_schemas(client, body, status):
     schema = document["paths"]["/predict"]["post"]["responses"][status]["content"]["application/json"]["schema"]
     # The components ride along so that "#/components/..." references resolve inside the document.
     jsonschema.Draft202012Validator({**schema, "components": document["components"]}).validate(response.get_json())
+
+
+def test_unknown_methods_paths_and_statuses_share_one_label_value_each(client):
+    # Given many requests with made-up methods and paths, as a scanner or a fuzzer sends them
+    for number in range(300):
+        client.open(f"/probe-{number}", method=f"X{number}")
+        client.get(f"/no/such/page/{number}")
+        client.open("/predict", method=f"PATCH{number}")
+    # When the metrics are scraped
+    latency = [
+        dict(labels) for name, labels in samples(client) if name == "scoring_http_request_duration_seconds_count"
+    ]
+    # Then the label values stay few: the methods HTTP defines, the service's routes, the statuses it answers
+    methods = {labels["method"] for labels in latency}
+    endpoints = {labels["endpoint"] for labels in latency}
+    assert methods == {"GET", "other"}
+    assert endpoints == {"unmatched"}  # a 405 has no matched rule either
+    assert len(latency) <= 3
