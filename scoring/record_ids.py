@@ -32,7 +32,7 @@ def canonical_id(value: object, *, nan_is_null: bool = False) -> tuple[str | Non
     if isinstance(value, (bool, np.bool_)):
         return None, f"{NOT_AN_ID}, got a boolean"
     if isinstance(value, (int, np.integer)):
-        return str(int(value)), None
+        return _text_id(str(int(value)))
     if isinstance(value, (float, np.floating)):
         return _float_id(float(value), nan_is_null)
     if isinstance(value, str):

@@ -30,6 +30,7 @@ def test_the_same_id_has_the_same_text_however_it_was_sent(raw, text):
         ("a\x00b", "contains a control character"),
         ("\ud800", "is not valid Unicode text (a lone surrogate)"),
         ("x" * (MAX_ID_LENGTH + 1), f"is longer than {MAX_ID_LENGTH} characters"),
+        (10**MAX_ID_LENGTH, f"is longer than {MAX_ID_LENGTH} characters"),
     ],
 )
 def test_ids_no_store_could_hold_are_refused_by_name(raw, reason):
