@@ -342,12 +342,20 @@ def _reason(exc: BaseException) -> str:
 
 
 def record_failed_run(
-    engine: Engine, plan: RunPlan, manifest: Manifest, reason: str, shards: list[ShardResult] | None = None
+    engine: Engine,
+    plan: RunPlan,
+    manifest: Manifest,
+    reason: str,
+    shards: list[ShardResult] | None = None,
+    *,
+    only_if_unrecorded: bool = False,
 ) -> None:
     """Record the run as failed with its reason, in its own transaction; the published rows stay as they were.
 
-    Counts come from the shards when every shard was scored, else they are zero. Never raises: a
-    database that cannot take the record either is logged, and the run's own error is what matters.
+    Counts come from the shards when every shard was scored, else they are zero. With
+    `only_if_unrecorded` (a cleanup step that does not know how the run ended) a run that already has
+    its record keeps it. Never raises: a database that cannot take the record either is logged, and
+    the run's own error is what matters.
     """
     complete = shards is not None and len(shards) == len(plan.files)
     input_rows = sum(s.input_rows for s in shards) if shards and complete else 0
@@ -370,7 +378,7 @@ def record_failed_run(
         message=message[:MAX_MESSAGE_LENGTH],
     )
     try:
-        store.record_failed_run(engine, run)
+        store.record_failed_run(engine, run, only_if_absent=only_if_unrecorded)
     except Exception as exc:
         log.warning("run %s failed and its failure could not be recorded: %s", plan.run_id, first_line(exc))
 

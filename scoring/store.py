@@ -81,15 +81,18 @@ def publish(
         _record_run(conn, run)
 
 
-def record_failed_run(engine: Engine, run: RunRecord, rejects: Iterable[dict[str, object]] = ()) -> bool:
+def record_failed_run(
+    engine: Engine, run: RunRecord, rejects: Iterable[dict[str, object]] = (), *, only_if_absent: bool = False
+) -> bool:
     """Keep the failed run and its rejected rows for inspection; the published predictions stay as they were.
 
     Its own transaction, apart from any publish. A run id that already published (a cleared publish
-    task that failed the second time) keeps its published record; returns whether the failure was recorded.
+    task that failed the second time) keeps its published record, and with `only_if_absent` any
+    record is kept; returns whether the failure was recorded.
     """
     with engine.begin() as conn:
         status = conn.execute(select(scoring_runs.c.status).where(scoring_runs.c.run_id == run.run_id)).scalar()
-        if status == "published":
+        if status == "published" or (status is not None and only_if_absent):
             return False
         conn.execute(delete(rejected_records).where(rejected_records.c.run_id == run.run_id))
         _insert_rejects(conn, run, rejects)

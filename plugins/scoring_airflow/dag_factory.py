@@ -1,17 +1,31 @@
 """One factory for the scoring DAGs: hourly and daily differ only in their timetable.
 
 Shape of a run: choose the partition -> wait for it -> plan -> score shards (dynamic task
-mapping, so Celery or Kubernetes workers share them) -> publish atomically -> emit an Asset.
+mapping, so Celery or Kubernetes workers share them) -> publish atomically -> emit an Asset,
+then cleanup whatever the outcome: remove the run's staging, record a run that ended without a
+publish outcome as failed, and sweep stale staging left by killed runs.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, PokeReturnValue, dag, get_current_context, task
+from airflow.sdk import (
+    Asset,
+    CronDataIntervalTimetable,
+    Param,
+    PokeReturnValue,
+    dag,
+    get_current_context,
+    task,
+    teardown,
+)
 
 from scoring_airflow import run_tasks
 from scoring_airflow.errors import task_errors
+
+log = logging.getLogger(__name__)
 
 CRON = {"hourly": "0 * * * *", "daily": "0 0 * * *"}
 PARTITION_PATTERN = r"^\d{4}-\d{2}-\d{2}(T\d{2})?$"
@@ -36,6 +50,33 @@ def _settings():
 
     params = get_current_context()["params"]
     return Settings.from_env().with_overrides(model_uri=params.get("model_uri") or None)
+
+
+def _finish_run(settings, raw_plan: dict, dag_run_id: str) -> str:
+    """Record the run as failed if it has no record yet (a shard failed, publish was killed); remove its staging."""
+    from scoring import batch
+    from scoring.bundle import read_manifest
+    from scoring.db import upgrade
+    from scoring.trust import BundleTrust
+    from scoring_airflow.hook import ScoringDbHook
+
+    plan = batch.RunPlan.from_dict(raw_plan)
+    try:
+        manifest = read_manifest(plan.model_uri, BundleTrust.from_settings(settings))
+        engine = ScoringDbHook(fallback_url=settings.database_url).get_conn()
+        try:
+            upgrade(engine)  # the run may have failed before publish, which migrates, ever ran
+            reason = (
+                f"the run ended without a publish outcome: a shard or the publish task failed or was stopped; "
+                f"see the task logs of Airflow DAG run {dag_run_id}"
+            )
+            batch.record_failed_run(engine, plan, manifest, reason, only_if_unrecorded=True)
+        finally:
+            engine.dispose()
+    except Exception as exc:  # the staging must go even when the record cannot be written
+        log.warning("run %s: could not check its record: %s", plan.run_id, exc)
+    removed = batch.remove_run_staging(plan)
+    return f"removed {removed} staged file(s) of run {plan.run_id}"
 
 
 def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: datetime | None = None):
@@ -130,9 +171,30 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
             finally:
                 engine.dispose()
 
+        # A teardown: it runs once publish is done whatever its outcome (all done, as no setup task is
+        # declared), and unlike a plain all_done task it does not decide the DAG run's state, so a failed
+        # publish still fails the run.
+        @teardown
+        @task
+        def cleanup() -> str:
+            context = get_current_context()
+            # Pulled, not passed: when planning failed there is no plan, and the sweep still runs.
+            raw_plan = context["ti"].xcom_pull(task_ids="plan")
+            settings = _settings()
+            lines = []
+            if raw_plan:
+                lines.append(_finish_run(settings, raw_plan, context["run_id"]))
+            from scoring.staging import sweep_staging
+
+            swept = sweep_staging(settings.staging_root, max_age_hours=settings.staging_max_age_hours)
+            lines.append(swept.line(settings.staging_root, settings.staging_max_age_hours))
+            for line in lines:
+                log.info("%s", line)
+            return "; ".join(lines)
+
         partition = wait_for_partition(choose_partition())
         planned = plan(partition)
         shards = score_shard.partial(plan=planned).expand(index=list_shards(planned))
-        publish(planned, shards)
+        publish(planned, shards) >> cleanup()
 
     return scoring()

@@ -47,8 +47,14 @@ def test_dags_have_owner_retries_tags_and_the_expected_shape(dagbag, dag_id):
         "list_shards",
         "score_shard",
         "publish",
+        "cleanup",
     ]
     assert dag.get_task("wait_for_partition").mode == "reschedule"
+    # cleanup runs after publish whatever its outcome, and as a teardown does not decide the run's state
+    cleanup = dag.get_task("cleanup")
+    assert cleanup.is_teardown and not cleanup.on_failure_fail_dagrun
+    assert cleanup.trigger_rule == "all_done_setup_success" and cleanup.upstream_task_ids == {"publish"}
+    assert not any(t.is_setup for t in dag.tasks)  # so all_done_setup_success means all done
     assert [a.uri for a in dag.get_task("publish").outlets] == [f"scoring://predictions/{dag_id}"]
 
 
@@ -87,6 +93,28 @@ def scoring_env(monkeypatch, tmp_path, demo_bundle_dir, pg_schema_url):
     return root
 
 
+def _staged_files(scoring_env: Path) -> list[Path]:
+    return [p for p in (scoring_env.parent / "staging").rglob("*") if p.is_file()]
+
+
+def _runs(url: str) -> pd.DataFrame:
+    from scoring.db import make_engine
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        frame = pd.DataFrame(
+            conn.execute(sa.text("SELECT run_id, status, message FROM scoring_runs ORDER BY finished_at"))
+            .mappings()
+            .all()
+        )
+    engine.dispose()
+    return frame
+
+
+def _state(run, task_id: str) -> str:
+    return next(ti.state for ti in run.get_task_instances() if ti.task_id == task_id)
+
+
 def _stored(url: str) -> pd.DataFrame:
     from scoring.db import make_engine
 
@@ -117,6 +145,8 @@ def test_dag_test_run_publishes_the_closed_hour_once_even_when_rerun(airflow_db,
     assert set(stored["partition_key"]) == {"2026-01-01T03"} and set(stored["job"]) == {"score_rides_hourly"}
     mapped = [ti for ti in run.get_task_instances() if ti.task_id == "score_shard"]
     assert sorted(ti.map_index for ti in mapped) == [0, 1, 2]
+    # And the cleanup task removed both runs' staging
+    assert _state(run, "cleanup") == "success" and _staged_files(scoring_env) == []
 
 
 @pytest.mark.postgres
@@ -144,4 +174,27 @@ def test_run_above_reject_threshold_fails_and_publishes_nothing(airflow_db, dagb
     assert run.state == "failed"
     publish = next(ti for ti in run.get_task_instances() if ti.task_id == "publish")
     assert publish.state == "failed" and publish.try_number == 1  # no retries: the data is wrong
+    assert _stored(pg_schema_url).empty
+    # And cleanup still ran: no staging left, the failed run's own record (with its reason) kept
+    assert _state(run, "cleanup") == "success" and _staged_files(scoring_env) == []
+    history = _runs(pg_schema_url)
+    assert history["status"].tolist() == ["failed"] and "above the threshold" in history["message"].iloc[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.airflow
+def test_a_failed_shard_fails_the_run_and_cleanup_records_it(airflow_db, dagbag, scoring_env, pg_schema_url):
+    from scoring.synthetic import write_partition
+
+    # Given an hour with one good file and one that is not Parquet
+    key = PartitionKey.parse("2026-01-01T09")
+    write_partition(str(scoring_env), "rides", key, make_rides(100), files=1)
+    (scoring_env / "rides" / "dt=2026-01-01" / "hour=09" / "part-00001.parquet").write_bytes(b"PAR1 nope")
+    # When the DAG runs for that hour
+    run = dag_run = dagbag.dags["score_rides_hourly"].test(logical_date=datetime(2026, 1, 1, 9, tzinfo=timezone.utc))
+    # Then the run fails, publish never ran, and cleanup recorded the failure and removed the good shard's staging
+    assert dag_run.state == "failed" and _state(run, "publish") == "upstream_failed"
+    assert _state(run, "cleanup") == "success" and _staged_files(scoring_env) == []
+    history = _runs(pg_schema_url)
+    assert history["status"].tolist() == ["failed"] and "without a publish outcome" in history["message"].iloc[0]
     assert _stored(pg_schema_url).empty

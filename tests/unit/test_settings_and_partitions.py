@@ -69,3 +69,38 @@ UTC = timezone.utc
 )
 def test_partition_for_a_dag_run(logical_date, run_after, hourly, expected):
     assert str(PartitionKey.for_run(logical_date, run_after, hourly=hourly)) == expected
+
+
+@pytest.mark.parametrize("job", ["score_rides_hourly", "score-rides.v2", "_backfill", "J" * 200])
+def test_job_names_that_fit_the_column_and_a_folder_are_accepted(job):
+    from scoring.batch import validate_job_name
+
+    assert validate_job_name(job) == job
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        ("", "job name is empty"),
+        (".", "must start with a letter, a digit or '_'"),
+        ("..", "must start with a letter, a digit or '_'"),
+        ("-x", "must start with a letter, a digit or '_'"),
+        ("a/b", "may hold only letters, digits"),
+        ("a b", "may hold only letters, digits"),
+        ("a\x00b", "may hold only letters, digits"),
+        ("j" * 201, "longer than 200 characters"),
+    ],
+)
+def test_bad_job_names_are_refused_by_plan_run(tmp_path, job, message):
+    from scoring.batch import plan_run
+
+    # plan_run refuses before listing a file, so the partition need not exist
+    with pytest.raises(InvalidInput, match=message):
+        plan_run(
+            job=job,
+            partition=PartitionKey.parse("2026-01-01T03"),
+            input_root=str(tmp_path),
+            dataset="rides",
+            staging_root=str(tmp_path / "stage"),
+        )
+    assert not (tmp_path / "stage").exists()
