@@ -6,12 +6,20 @@ and no extra thread: the first request in scores at once; requests arriving mean
 and whichever of them takes the scoring lock next scores all that are queued (up to a record cap).
 A lone request therefore never waits for company. Under a sync worker there is never company.
 
+Under gevent (the worker webservice/gunicorn.conf.py runs) requests are greenlets taking turns on one
+thread: scoring never yields, so nobody could queue while it runs. A request therefore yields once,
+after queueing and before taking the lock, which lets every greenlet whose request has already
+arrived queue behind it; then one of them scores them all. Nothing yields while holding a lock, so
+the locks (made before gevent patches threading, when the app is preloaded) are never contended
+by two greenlets, which would block the whole worker.
+
 Outcomes are per record, so one request's bad record cannot fail a neighbour; if the scoring
 call itself raises, each request of that group is retried alone, so only the culprit fails.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -46,6 +54,7 @@ class RequestCoalescer:
         job = _Job(records)
         with self._pending_lock:
             self._pending.append(job)
+        yield_to_ready_greenlets()
         while not job.done:
             with self._scoring_lock:
                 # Another caller may have scored this job while we waited for the lock.
@@ -90,3 +99,12 @@ class RequestCoalescer:
             )
             offset += len(job.records)
             job.done = True
+
+
+def yield_to_ready_greenlets() -> None:
+    """Under gevent's monkey patching, let the other ready greenlets run once; with real threads, do nothing."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        import gevent
+
+        gevent.sleep(0)

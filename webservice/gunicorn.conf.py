@@ -37,20 +37,32 @@ def usable_cores() -> int:
 
 
 # Workers: scoring is CPU work under the GIL, so one process per usable core; more processes only take
-# turns on the same cores. Threads: requests waiting in a worker are scored together by one call
-# (webservice/batching.py), which costs about as much as scoring one, so a few threads per worker
-# cut the CPU each request needs without making a lone request wait. Server CPU per request at
-# concurrency 32 on this 2-core machine (bench/online.sh), single-record / 100-record:
-#   2 workers x 8 threads 2.1 / 3.7 ms;  3 x 8 2.2 / 3.7 ms;  2 x 4 3.0 / 5.0 ms;  3 sync workers 4.2 / 6.9 ms.
+# turns on the same cores.
 workers = env_int("GUNICORN_WORKERS", usable_cores())
+# gevent, with JSON bodies for the errors gunicorn answers itself (webservice/worker.py). A connection costs
+# a greenlet, not a thread, so clients that send their request slowly cannot take the workers: under 24 and
+# 40 clients dripping one header line a second, 20 of 20 other requests were answered (gthread, 2 x 8
+# threads: 2 and 5 of 20; 2 x 32 threads held 40 but answered 0 of 20 under 80). Requests waiting in a
+# worker are still scored together by one call (webservice/batching.py). GUNICORN_WORKER_CLASS=gthread
+# (with GUNICORN_THREADS) brings back the threaded worker, with gunicorn's HTML errors.
+worker_class = env_text("GUNICORN_WORKER_CLASS", "webservice.worker.JsonErrorGeventWorker")
 threads = env_int("GUNICORN_THREADS", 8)
-bind = env_text("GUNICORN_BIND", f"0.0.0.0:{env_int('PORT', 8000)}")
+# Connections one worker holds at once; past that, new ones wait in the listen backlog.
+worker_connections = env_int("GUNICORN_WORKER_CONNECTIONS", 1000)
+# Loopback unless told otherwise: the image sets GUNICORN_HOST=0.0.0.0, where a container needs it.
+bind = env_text("GUNICORN_BIND", f"{env_text('GUNICORN_HOST', '127.0.0.1')}:{env_int('PORT', 8000)}")
 # The model is loaded once in the master, before the fork; workers share its pages copy-on-write.
 preload_app = True
 # A worker silent for this long is killed and replaced; the slowest legitimate request takes milliseconds.
 timeout = env_int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
-keepalive = env_int("GUNICORN_KEEPALIVE", 5)
+# Under gevent this also bounds the wait for each request's head (request line and headers): a client
+# that has not sent it within this many seconds is disconnected. Never 0, which would remove that bound.
+keepalive = max(1, env_int("GUNICORN_KEEPALIVE", 5))
+# gunicorn's defaults, stated: a request line over 4094 bytes is a 414, over 100 header fields a 431.
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
 # Access log to stdout by default, where containers are expected to write; "off" turns it off.
 accesslog = None if env_text("GUNICORN_ACCESS_LOG", "-") == "off" else env_text("GUNICORN_ACCESS_LOG", "-")
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'

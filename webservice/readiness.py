@@ -36,7 +36,12 @@ def database_to_check(settings: Settings) -> str | None:
 
 
 class DatabaseProbe:
-    """Checks that the database answers `SELECT 1`; thread-safe, and built lazily so no connection crosses a fork."""
+    """Checks that the database answers `SELECT 1`; thread-safe, and built lazily so no connection crosses a fork.
+
+    The lock guards the cached state only and is never held while the database is asked: under gevent
+    a connect may yield, and another greenlet then waiting on that (pre-fork, unpatched) lock would
+    block the whole worker. While one check runs, other callers get the previous answer.
+    """
 
     def __init__(self, url: str, cache_seconds: float = CACHE_SECONDS, clock: Callable[[], float] = time.monotonic):
         self.url = url
@@ -44,17 +49,26 @@ class DatabaseProbe:
         self.clock = clock
         self._engine = None
         self._lock = threading.Lock()
+        self._checking = False
         self._checked_at: float | None = None
         self._last = CheckResult(False, "not checked yet")
 
     def check(self) -> CheckResult:
-        """The last result if it is fresh, otherwise a new `SELECT 1`."""
+        """The last result if it is fresh or a check is under way, otherwise a new `SELECT 1`."""
         with self._lock:
             now = self.clock()
-            if self._checked_at is None or now - self._checked_at >= self.cache_seconds:
-                self._last = self._select_one()
-                self._checked_at = now
-            return self._last
+            stale = self._checked_at is None or now - self._checked_at >= self.cache_seconds
+            if self._checking or not stale:
+                return self._last
+            self._checking = True
+        try:
+            result = self._select_one()
+        finally:
+            with self._lock:
+                self._checking = False
+        with self._lock:
+            self._last, self._checked_at = result, now
+        return result
 
     def _select_one(self) -> CheckResult:
         from sqlalchemy import text

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,3 +70,52 @@ def running_gunicorn(log_path: Path, **settings: str) -> Iterator[str]:
     finally:
         stop(process)
     assert process.returncode == 0, log_path.read_text()
+
+
+@contextmanager
+def slow_header_clients(url: str, count: int, interval: float = 1.0) -> Iterator[list[socket.socket]]:
+    """`count` connections that send a request line, then one header line every `interval` seconds, never finishing.
+
+    The classic slowloris: each one looks like a live client to a server that gives every connection a
+    thread while it reads the request head. They drip until the block ends, then close.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection((host, int(port)), timeout=5)
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: slow\r\n")
+        sockets.append(sock)
+    stopped = threading.Event()
+
+    def drip() -> None:
+        line = 0
+        while not stopped.wait(interval):
+            line += 1
+            for sock in sockets:
+                # The server may have given up on this one: that is its right.
+                with contextlib.suppress(OSError):
+                    sock.sendall(f"X-Drip-{line}: x\r\n".encode())
+
+    dripper = threading.Thread(target=drip, daemon=True)
+    dripper.start()
+    try:
+        yield sockets
+    finally:
+        stopped.set()
+        dripper.join(timeout=10)
+        for sock in sockets:
+            sock.close()
+
+
+def answered_probes(url: str, count: int, body: dict, headers: dict[str, str], timeout: float = 10) -> int:
+    """How many of `count` POST /predict requests, each on a fresh connection, got a 200 within `timeout` seconds."""
+    answered = 0
+    for _ in range(count):
+        try:
+            response = requests.post(
+                f"{url}/predict", json=body, headers={**headers, "Connection": "close"}, timeout=timeout
+            )
+        except requests.RequestException:
+            continue
+        answered += response.status_code == 200
+    return answered

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import runpy
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,11 +12,15 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.gunicorn import CONFIG, running_gunicorn
+from tests.support.gunicorn import CONFIG, answered_probes, running_gunicorn, slow_header_clients
 from tests.webservice.conftest import TUTORIAL_RIDE
 
 KEY = "gunicorn-test-key"
 WORKERS = 2
+# More slow clients than the two workers had threads (2 x 8) before the gevent worker: then they stopped
+# most other requests; now each holds a greenlet, and its header wait ends with the keep-alive timeout.
+SLOW_CLIENTS = 24
+PROBES = 12
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +105,9 @@ def test_probes_answer(server):
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
-        ({}, {"bind": "0.0.0.0:8000", "preload_app": True, "timeout": 30}),
-        ({"PORT": "9001"}, {"bind": "0.0.0.0:9001"}),
+        ({}, {"bind": "127.0.0.1:8000", "preload_app": True, "timeout": 30}),
+        ({"PORT": "9001"}, {"bind": "127.0.0.1:9001"}),
+        ({"GUNICORN_BIND": "0.0.0.0:8000"}, {"bind": "0.0.0.0:8000"}),
         ({"PORT": "9001", "GUNICORN_BIND": "unix:/run/scoring.sock"}, {"bind": "unix:/run/scoring.sock"}),
         ({"GUNICORN_WORKERS": "7", "GUNICORN_THREADS": "2"}, {"workers": 7, "threads": 2}),
         ({"GUNICORN_ACCESS_LOG": "off"}, {"accesslog": None}),
@@ -115,3 +122,49 @@ def test_config_reads_its_overrides_from_the_environment(monkeypatch, tmp_path, 
         monkeypatch.setenv(name, value)
     config = runpy.run_path(str(CONFIG))
     assert {name: config[name] for name in expected} == expected
+
+
+def test_slow_header_clients_do_not_stop_other_requests(server):
+    # Given 24 connections that each send one header line a second and never finish their request head
+    with slow_header_clients(server, SLOW_CLIENTS) as slow:
+        assert len(slow) == SLOW_CLIENTS
+        # When ordinary /predict requests arrive meanwhile, each on a new connection
+        answered = answered_probes(server, PROBES, TUTORIAL_RIDE, {"X-API-Key": KEY})
+    # Then every one of them is answered
+    assert answered == PROBES
+
+
+def raw_exchange(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read until the server closes; the status, headers (lower-case names) and body."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"GARBAGE\r\n\r\n", 400, "bad_request"),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header Name: 1\r\n\r\n", 400, "bad_request"),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Many: 1\r\n" * 120 + b"\r\n", 431, "header_fields_too_large"),
+    ],
+)
+def test_requests_gunicorn_refuses_get_a_json_error(server, request_bytes, status, code):
+    # Given a request the HTTP parser refuses before the app sees it
+    # When it is sent as raw bytes
+    answered_status, headers, body = raw_exchange(server, request_bytes)
+    # Then the answer is the service's JSON error shape, not gunicorn's HTML page, and echoes nothing back
+    assert answered_status == status
+    assert headers["content-type"] == "application/json"
+    assert int(headers["content-length"]) == len(body)
+    error = json.loads(body)["error"]
+    assert error["code"] == code and error["message"]
+    assert b"GARBAGE" not in body and b"aaaa" not in body
