@@ -27,7 +27,7 @@ def test_compose_file_follows_the_compose_specification(compose):
     [
         (("airflow-worker", "depends_on", "seed", "condition"), "service_done"),
         (("postgres", "healthcheck", "interval"), "often"),
-        (("web", "ports"), ["eight-thousand"]),
+        (("nginx", "ports"), ["eight-thousand"]),
         (("redis", "restart_policy"), "always"),
     ],
 )

@@ -10,7 +10,7 @@ import re
 import shlex
 import tempfile
 from dataclasses import fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from unittest import mock
 from urllib.parse import urlsplit
@@ -41,11 +41,11 @@ AIRFLOW_SERVICES = [
 ]
 # The Settings fields each service cannot do without (the rest keep their documented defaults).
 REQUIRED_SETTINGS = {
-    "seed": {"database_url", "model_uri", "input_root", "staging_root"},
-    "airflow-worker": {"database_url", "model_uri", "input_root", "staging_root"},
-    "airflow-scheduler": {"model_uri", "input_root"},
-    "web": {"model_uri"},
-    "lambda": {"model_uri", "stream_output", "output_stream"},
+    "seed": {"database_url", "model_uri", "model_roots", "input_root", "staging_root"},
+    "airflow-worker": {"database_url", "model_uri", "model_roots", "input_root", "staging_root"},
+    "airflow-scheduler": {"model_uri", "model_roots", "input_root"},
+    "web": {"model_uri", "model_roots"},
+    "lambda": {"model_uri", "model_roots", "stream_output", "output_stream"},
 }
 SETTING_FIELDS = {field.name for field in fields(Settings)}
 
@@ -62,7 +62,8 @@ def scoring_settings(service: dict[str, Any]) -> dict[str, str]:
 
 
 def test_the_stack_has_every_component(services):
-    expected = {"postgres", "redis", "localstack", "seed", "web", "lambda", "stream-runner", "stream-runner-sqs"}
+    expected = {"preflight", "postgres", "redis", "localstack", "seed", "web", "nginx", "lambda", "stream-runner"}
+    expected |= {"stream-runner-sqs"}
     assert expected | set(AIRFLOW_SERVICES) <= set(services)
 
 
@@ -89,7 +90,7 @@ def test_depends_on_conditions_match_their_targets(services):
 
 
 def test_one_shot_services_are_awaited_by_what_needs_them(services):
-    for name in ("airflow-init", "seed"):
+    for name in ("preflight", "airflow-init", "seed"):
         assert is_one_shot(services[name])
     for name in AIRFLOW_SERVICES[1:]:
         assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
@@ -266,7 +267,9 @@ def test_the_web_service_runs_gunicorn_with_the_images_config(services):
     module, _, attribute = app.partition(":")
     source = ROOT / (module.replace(".", "/") + ".py")
     assert attribute in top_level_names(source)
-    assert service["ports"][0].endswith(":8000")
+    # Reached by nginx only, on the port the image's gunicorn binds on every interface.
+    assert "ports" not in service and [str(port) for port in service["expose"]] == ["8000"]
+    assert environment(service)["GUNICORN_HOST"] == "0.0.0.0" and environment(service)["PORT"] == "8000"
 
 
 def top_level_names(source: Path) -> set[str]:
@@ -282,6 +285,17 @@ def top_level_names(source: Path) -> set[str]:
 
 
 # --- settings --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED_SETTINGS))
+def test_each_bundle_is_under_the_services_trusted_roots(services, name):
+    # Given the model and its trusted roots as the service's environment sets them (no default fills them in)
+    env = scoring_settings(services[name])
+    model_uri, roots = env["SCORING_MODEL_URI"], env["SCORING_MODEL_ROOTS"]
+    # Then the root is the folder that holds the bundles (models/), and the bundle is inside it
+    assert model_uri.startswith(roots.rstrip("/") + "/"), name
+    assert PurePosixPath(roots).name == "models" and PurePosixPath(model_uri).parent.parent.name == "models"
+    assert Settings.from_env(env).trusted_model_roots == (roots,)
 
 
 def test_every_scoring_variable_is_a_settings_field(services):
