@@ -1,5 +1,6 @@
 # Online service (webservice/): serve it under gunicorn, load-test it with wrk, build its image.
 # The service reads SCORING_* and GUNICORN_* variables (see webservice/gunicorn.conf.py); PORT defaults to 8000.
+# `make serve` listens on 127.0.0.1 only; GUNICORN_HOST=0.0.0.0 make serve (with SCORING_API_KEY set) opens it up.
 WEB_BUNDLE ?= var/models/ride_duration/1
 WEB_IMAGE ?= ride-scoring-web
 
