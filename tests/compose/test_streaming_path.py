@@ -33,15 +33,21 @@ def replace_option(args: list[str], option: str, value: str) -> list[str]:
 
 @pytest.mark.aws
 def test_a_ride_sent_to_the_input_stream_comes_out_scored(
-    aws, new_stream, cold_start, rides, tmp_path, monkeypatch, capsys
+    aws, new_stream, new_queue, cold_start, rides, tmp_path, monkeypatch, capsys
 ):
-    # Given the two streams, and the real function (writing to Kinesis) behind a stand-in emulator
-    ride_events, predictions = new_stream(), new_stream()
-    function = cold_start(SCORING_STREAM_OUTPUT="kinesis", SCORING_OUTPUT_STREAM=predictions).lambda_handler
+    import boto3
+
+    # Given the two streams, a dead-letter queue as compose gives the function, and the real function
+    # (writing to Kinesis) behind a stand-in emulator
+    ride_events, predictions, dead_letters = new_stream(), new_stream(), new_queue()
+    compose = load_compose(read_env_file(ROOT / ".env.example"))
+    assert "SCORING_DEAD_LETTER_QUEUE_URL" in compose["services"]["lambda"]["environment"]
+    function = cold_start(
+        SCORING_STREAM_OUTPUT="kinesis", SCORING_OUTPUT_STREAM=predictions, SCORING_DEAD_LETTER_QUEUE_URL=dead_letters
+    ).lambda_handler
     emulator = FakeEmulator(lambda event: ok(function(event, None)))
     monkeypatch.setenv("LAMBDA_INVOKE_URL", emulator.url)
     # and the runner's command as compose runs it, pointed at this test's stream and folders
-    compose = load_compose(read_env_file(ROOT / ".env.example"))
     command = argv(compose["services"]["stream-runner"]["command"])
     command = replace_option(command, "--kinesis-stream", ride_events)
     command = replace_option(command, "--function", f"{ROOT / 'docker/stream/rie_invoke.py'}:lambda_handler")
@@ -53,11 +59,14 @@ def test_a_ride_sent_to_the_input_stream_comes_out_scored(
         assert scoring_main([*command, "--max-batches", "1", "--poll-seconds", "0.1"]) == 0
     finally:
         emulator.close()
-    # Then one invocation carried both, the bad one was reported, and only the good one was scored
-    assert "1 invocations, 2 records, 1 reported as failed" in capsys.readouterr().out
+    # Then one invocation carried both, nothing was reported (no retry will fix the bad one), the good one
+    # was scored, and the bad one waits in the dead-letter queue with its reason
+    assert "1 invocations, 2 records, 0 reported as failed" in capsys.readouterr().out
     (message,) = list(rides.read(predictions))
     assert message["prediction"]["ride_id"] == 256 and message["prediction"]["duration"] > 0
     assert message["model"] == "ride_duration"
+    (dead,) = boto3.client("sqs").receive_message(QueueUrl=dead_letters, WaitTimeSeconds=1)["Messages"]
+    assert "PULocationID" in json.loads(dead["Body"])["reason"]
 
 
 @pytest.mark.aws
