@@ -201,3 +201,20 @@ def test_a_shard_that_fails_leaves_no_staging_behind(predictor, tmp_path):
     with pytest.raises(InvalidInput, match="not a readable Parquet file"):
         score_shard(predictor, plan, 0, chunk_rows=50)
     assert [p for p in (tmp_path / "stage").rglob("*") if p.is_file()] == []
+
+
+def test_concurrent_reruns_of_a_partition_keep_one_copy(pg_engine, predictor, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Given an hourly partition, and four runs of it started at once (a retry racing a backfill)
+    rides = make_rides(800)
+    write_rides(str(tmp_path / "in"), rides)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        summaries = list(
+            pool.map(lambda n: run(predictor, pg_engine, str(tmp_path / "in"), str(tmp_path / f"stage{n}")), range(4))
+        )
+    # Then every run published, and one copy of each ride is stored, from one of them
+    table = stored(pg_engine)
+    assert len(table) == 800 and table["record_id"].is_unique
+    assert len(set(table["run_id"])) == 1 and table["run_id"][0] in {s.run_id for s in summaries}
+    assert (runs(pg_engine)["status"] == "published").sum() == 4
