@@ -26,7 +26,7 @@ from scoring import storage
 from scoring.errors import BundleIntegrityError, ModelLoadError, UnknownRecipe
 from scoring.features import get_recipe
 from scoring.schema import FieldSpec, InputSchema
-from scoring.trust import SIGNATURE_KEY, BundleTrust, require_plain_file_name, sign_manifest
+from scoring.trust import SIGNATURE_KEY, BundleTrust, read_without_links, require_plain_file_name, sign_manifest
 
 log = logging.getLogger(__name__)
 
@@ -134,36 +134,18 @@ def sha256_of(data: bytes) -> str:
 
 def read_manifest(uri: str, trust: BundleTrust) -> Manifest:
     """The bundle's manifest alone (no unpickling), from a trusted place, checked for shape and a known recipe."""
-    trust.check_location(uri)
-    manifest_uri = storage.join(uri, MANIFEST_NAME)
-    try:
-        manifest_raw = json.loads(storage.read_bytes(manifest_uri))
-    except FileNotFoundError:
-        raise ModelLoadError(
-            f"no model bundle at {uri}: {manifest_uri} does not exist (run `scoring demo` or `scoring model import`)"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise ModelLoadError(f"{manifest_uri} is not valid JSON") from None
-    except Exception as exc:  # boto errors, permissions: all mean the same to the caller
-        raise ModelLoadError(f"cannot read {manifest_uri}: {type(exc).__name__}") from exc
-    if isinstance(manifest_raw, dict):
-        trust.check_signature(manifest_raw, manifest_uri)
-    manifest = Manifest.from_json(manifest_raw, manifest_uri)
-    try:
-        get_recipe(manifest.features)
-    except UnknownRecipe as exc:
-        raise ModelLoadError(f"{manifest_uri}: {exc}") from exc
-    return manifest
+    return _manifest_at(trust.locate(uri), uri, trust)
 
 
 def load_bundle(uri: str, trust: BundleTrust) -> ModelBundle:
     """Read, verify and unpickle the bundle at `uri` (a directory or s3:// prefix below a trusted root)."""
-    manifest = read_manifest(uri, trust)
-    artifact_uri = storage.join(uri, manifest.artifact)
-    # A plain name can still be a symlink out of the root: the resolved file must stay inside too.
-    trust.check_location(artifact_uri)
+    location = trust.locate(uri)
+    manifest = _manifest_at(location, uri, trust)
+    artifact_uri = storage.join(location, manifest.artifact)
     try:
-        data = storage.read_bytes(artifact_uri)
+        data = _read(artifact_uri)
+    except ModelLoadError:
+        raise
     except Exception as exc:
         raise ModelLoadError(f"cannot read {artifact_uri}: {type(exc).__name__}") from exc
     actual = sha256_of(data)
@@ -174,6 +156,35 @@ def load_bundle(uri: str, trust: BundleTrust) -> ModelBundle:
     loaded, _ = _unpickle(data, artifact_uri, manifest.sklearn_version)
     vectorizer, model = split_model(loaded, manifest.format, artifact_uri)
     return ModelBundle(manifest=manifest, model=model, vectorizer=vectorizer, uri=uri)
+
+
+def _read(uri: str) -> bytes:
+    """A bundle file's bytes: from S3, or from the resolved local folder without following a final link."""
+    return storage.read_bytes(uri) if storage.is_s3(uri) else read_without_links(uri)
+
+
+def _manifest_at(location: str, uri: str, trust: BundleTrust) -> Manifest:
+    manifest_uri = storage.join(location, MANIFEST_NAME)
+    try:
+        manifest_raw = json.loads(_read(manifest_uri))
+    except FileNotFoundError:
+        raise ModelLoadError(
+            f"no model bundle at {uri}: {manifest_uri} does not exist (run `scoring demo` or `scoring model import`)"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise ModelLoadError(f"{manifest_uri} is not valid JSON") from None
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # boto errors, permissions: all mean the same to the caller
+        raise ModelLoadError(f"cannot read {manifest_uri}: {type(exc).__name__}") from exc
+    if isinstance(manifest_raw, dict):
+        trust.check_signature(manifest_raw, manifest_uri)
+    manifest = Manifest.from_json(manifest_raw, manifest_uri)
+    try:
+        get_recipe(manifest.features)
+    except UnknownRecipe as exc:
+        raise ModelLoadError(f"{manifest_uri}: {exc}") from exc
+    return manifest
 
 
 def _unpickle(data: bytes, where: str, written_with: str) -> tuple[Any, str]:

@@ -45,7 +45,7 @@ def _float_id(value: float, nan_is_null: bool) -> tuple[str | None, str | None]:
         return (None, None) if nan_is_null else (None, f"{NOT_AN_ID}, got NaN")
     if math.isinf(value):
         return None, f"{NOT_AN_ID}, got infinity"
-    return (str(int(value)) if value.is_integer() else repr(value)), None
+    return _text_id(str(int(value)) if value.is_integer() else repr(value))
 
 
 def _text_id(value: str) -> tuple[str | None, str | None]:
@@ -78,7 +78,8 @@ def canonical_ids(column: pd.Series, *, nan_is_null: bool) -> tuple[pd.Series, n
         # The common case (an int64 column), without a Python call per row.
         return column.astype(str).astype(object), reasons
     values = column.to_numpy(dtype=object)
-    if pd.api.types.infer_dtype(values, skipna=True) == "string":
+    # The vectorised path treats NaN as null, which only a typed column means; JSON values go one by one.
+    if nan_is_null and pd.api.types.infer_dtype(values, skipna=True) == "string":
         return _canonical_strings(column, values, reasons)
     texts = np.full(rows, None, dtype=object)
     for position, value in enumerate(values):

@@ -43,6 +43,8 @@ class Settings:
     dead_letter_queue_url: str | None = None
     # Trusted places bundles may load from: comma-separated local folders and s3:// prefixes. Unset means
     # the folder holding the configured bundle (the parent of model_uri): the deployment's own model.
+    # Fixed when the Settings are made (local roots made absolute), so a later override of model_uri (a
+    # trigger form, a CLI flag) or a change of working directory never moves a root.
     model_roots: str | None = None
     # When set, a bundle must carry an HMAC-SHA256 signature made with this key at import, or it is refused.
     bundle_key: str | None = None
@@ -59,10 +61,12 @@ class Settings:
             if raw is None or raw == "":
                 continue
             values[field.name] = _parse(field.name, field.type, raw)
-        # Pinned now, from the deployment's own model: a later override of model_uri (a trigger form,
-        # a CLI flag) must not move the trusted root along with it.
-        values.setdefault("model_roots", _parent(values.get("model_uri", cls.model_uri)))
         return cls(**values)._checked()
+
+    def __post_init__(self) -> None:
+        roots = [root.strip() for root in (self.model_roots or "").split(",") if root.strip()]
+        pinned = [_pinned(root) for root in roots] or [_default_root(self.model_uri)]
+        object.__setattr__(self, "model_roots", ",".join(pinned))
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-None values replaced (CLI flags win over the environment)."""
@@ -73,6 +77,8 @@ class Settings:
             raise ConfigError(f"SCORING_REJECT_THRESHOLD must be between 0 and 1, got {self.reject_threshold}")
         if self.chunk_rows < 1:
             raise ConfigError(f"SCORING_CHUNK_ROWS must be positive, got {self.chunk_rows}")
+        if "/" in self.trusted_model_roots:
+            raise ConfigError("SCORING_MODEL_ROOTS must not include the filesystem root '/': it would trust every path")
         if self.staging_max_age_hours <= 0:
             raise ConfigError(f"SCORING_STAGING_MAX_AGE_HOURS must be positive, got {self.staging_max_age_hours}")
         if self.stream_output not in (None, "kinesis", "sqs"):
@@ -82,18 +88,24 @@ class Settings:
     @property
     def trusted_model_roots(self) -> tuple[str, ...]:
         """The places bundles may load from: SCORING_MODEL_ROOTS, else the folder holding model_uri."""
-        if self.model_roots:
-            return tuple(root.strip() for root in self.model_roots.split(",") if root.strip())
-        return (_parent(self.model_uri),)
+        return tuple((self.model_roots or "").split(","))
 
 
-def _parent(uri: str) -> str:
-    """The folder holding `uri` (local path or s3:// prefix): `models/ride/1` -> `models/ride`."""
+def _pinned(root: str) -> str:
+    """A root as it will be compared: s3:// prefixes as given, local folders absolute (cwd-independent)."""
+    return root if root.startswith("s3://") else os.path.abspath(root)
+
+
+def _default_root(uri: str) -> str:
+    """The folder holding `uri` (`models/ride/1` -> `models/ride`), or the bundle itself when that folder
+    would be a whole bucket or the filesystem root: a default must never trust everything."""
     trimmed = uri.rstrip("/")
     if trimmed.startswith("s3://"):
         head, _, _ = trimmed.rpartition("/")
         return head + "/" if head.count("/") >= 3 else trimmed + "/"
-    return os.path.dirname(os.path.abspath(trimmed))
+    folder = os.path.abspath(trimmed)
+    parent = os.path.dirname(folder)
+    return parent if parent != os.path.dirname(parent) else folder
 
 
 def _parse(name: str, type_name: object, raw: str) -> object:

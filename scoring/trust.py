@@ -11,6 +11,7 @@ bundle written into a root by anyone without the key is refused as well.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -44,13 +45,23 @@ class BundleTrust:
         """Trust exactly one bundle folder: for tools and tests that were handed the bundle by its owner."""
         return cls(roots=(uri,), key=key)
 
-    def check_location(self, uri: str) -> None:
-        """UntrustedBundle unless `uri` lies below one of the roots; reads nothing."""
-        if not any(_is_below(uri, root) for root in self.roots):
-            raise UntrustedBundle(
-                f"bundle {_shown(uri)} is outside the trusted model roots ({', '.join(self.roots) or 'none'}); "
-                "set SCORING_MODEL_ROOTS to allow it"
-            )
+    def locate(self, uri: str) -> str:
+        """Where to read the bundle at `uri` from, once it is known to lie below a root; reads nothing.
+
+        A local path comes back resolved, and every read goes through that resolved path: checking one
+        path and reading another would let a symlink swapped in between lead out of the root.
+        """
+        if uri.startswith("s3://"):
+            if any(root.startswith("s3://") and _s3_is_below(uri, root) for root in self.roots):
+                return uri
+        else:
+            resolved = os.path.realpath(uri)
+            if any(not root.startswith("s3://") and _local_is_below(resolved, root) for root in self.roots):
+                return resolved
+        raise UntrustedBundle(
+            f"bundle {_shown(uri)} is outside the trusted model roots ({', '.join(self.roots) or 'none'}); "
+            "set SCORING_MODEL_ROOTS to allow it"
+        )
 
     def check_signature(self, manifest: Mapping[str, Any], where: str) -> None:
         """With a key, UntrustedBundle unless the manifest carries this key's signature of itself."""
@@ -70,11 +81,21 @@ def sign_manifest(manifest: Mapping[str, Any], key: bytes) -> str:
     return SIGNATURE_SCHEME + hmac.new(key, canonical, hashlib.sha256).hexdigest()
 
 
-def _is_below(uri: str, root: str) -> bool:
-    if uri.startswith("s3://") or root.startswith("s3://"):
-        return uri.startswith("s3://") and root.startswith("s3://") and _s3_is_below(uri, root)
-    resolved, base = os.path.realpath(uri), os.path.realpath(root)
+def _local_is_below(resolved: str, root: str) -> bool:
+    base = os.path.realpath(root)
     return resolved == base or resolved.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def read_without_links(path: str) -> bytes:
+    """A local file's bytes, refusing a symlink in its last component (the folder is already resolved)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UntrustedBundle(f"{_shown(path)} is a symbolic link; bundle files are read without following links")
+        raise
+    with os.fdopen(descriptor, "rb") as handle:
+        return handle.read()
 
 
 def _s3_is_below(uri: str, root: str) -> bool:

@@ -31,6 +31,7 @@ def test_the_same_id_has_the_same_text_however_it_was_sent(raw, text):
         ("\ud800", "is not valid Unicode text (a lone surrogate)"),
         ("x" * (MAX_ID_LENGTH + 1), f"is longer than {MAX_ID_LENGTH} characters"),
         (10**MAX_ID_LENGTH, f"is longer than {MAX_ID_LENGTH} characters"),
+        (1e300, f"is longer than {MAX_ID_LENGTH} characters"),
     ],
 )
 def test_ids_no_store_could_hold_are_refused_by_name(raw, reason):
@@ -65,6 +66,12 @@ def test_online_ids_that_are_not_ids_are_refused_not_dropped():
         1: "id field 'ride_id': expected an integer or a string, got a boolean",
     }
     assert result.valid.index.tolist() == [2]
+
+
+def test_a_nan_id_beside_string_ids_is_refused_too():
+    # A column of strings with one NaN looks like text with a null to pandas; in JSON the NaN was sent on purpose
+    result = SCHEMA.validate_records([{**GOOD, "ride_id": "a"}, {**GOOD, "ride_id": float("nan")}])
+    assert result.rejected.to_dict() == {1: "id field 'ride_id': expected an integer or a string, got NaN"}
 
 
 def test_a_float_column_reads_nan_as_a_missing_id():

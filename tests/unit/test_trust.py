@@ -16,7 +16,7 @@ import pytest
 
 from scoring.bundle import load_bundle, read_manifest, sha256_of
 from scoring.cli import main
-from scoring.errors import ModelLoadError, UntrustedBundle
+from scoring.errors import ConfigError, ModelLoadError, UntrustedBundle
 from scoring.settings import Settings
 from scoring.training import train_demo_bundle
 from scoring.trust import BundleTrust, sign_manifest
@@ -119,10 +119,10 @@ def test_a_symlinked_artifact_inside_a_trusted_bundle_is_refused(tmp_path, roots
 def test_s3_roots_are_prefixes_on_segment_boundaries(uri, trusted):
     trust = BundleTrust(roots=("s3://models/ride/",))
     if trusted:
-        trust.check_location(uri)
+        trust.locate(uri)
     else:
         with pytest.raises(UntrustedBundle):
-            trust.check_location(uri)
+            trust.locate(uri)
 
 
 def test_with_a_key_an_unsigned_or_foreign_signed_bundle_is_refused(tmp_path, roots, demo_bundle_dir):
@@ -155,7 +155,7 @@ def test_the_trusted_root_does_not_follow_an_overridden_model_uri(tmp_path):
     # Then the trusted root is still the deployment's
     assert BundleTrust.from_settings(overridden).roots == (str(tmp_path / "models" / "ride"),)
     with pytest.raises(UntrustedBundle):
-        BundleTrust.from_settings(overridden).check_location(overridden.model_uri)
+        BundleTrust.from_settings(overridden).locate(overridden.model_uri)
 
 
 def test_model_roots_lists_several_places():
@@ -199,3 +199,52 @@ def test_the_cli_refuses_a_bundle_outside_the_roots_in_one_line(tmp_path, demo_b
     assert main(["model", "show", str(demo_bundle_dir)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "outside the trusted model roots" in err[0]
+
+
+def test_a_symlink_swapped_after_the_check_is_not_followed(tmp_path, roots, demo_bundle_dir, monkeypatch):
+    # Given a link the attacker controls, pointing at a trusted bundle when the location is checked
+    trusted, outside = roots
+    marker = tmp_path / "pwned"
+    good = trusted / "m" / "1"
+    shutil.copytree(demo_bundle_dir, good)
+    evil = _evil_bundle(outside / "evil", marker, demo_bundle_dir)
+    link = outside / "link"
+    link.symlink_to(good)
+    locate = BundleTrust.locate
+
+    def locate_then_swap(self, uri):
+        location = locate(self, uri)
+        link.unlink()
+        link.symlink_to(evil)  # the race: swapped between the check and the reads
+        return location
+
+    monkeypatch.setattr(BundleTrust, "locate", locate_then_swap)
+    # When the bundle is loaded through the link, Then what was checked is what is read
+    bundle = load_bundle(str(link), BundleTrust(roots=(str(trusted),)))
+    assert bundle.manifest.name == "ride_duration" and not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "roots"),
+    [
+        ({"SCORING_MODEL_URI": "/bundle"}, ("/bundle",)),
+        ({"SCORING_MODEL_URI": "s3://bucket/m"}, ("s3://bucket/m/",)),
+        ({"SCORING_MODEL_URI": "s3://bucket/models/m/1"}, ("s3://bucket/models/m/",)),
+    ],
+)
+def test_a_default_root_never_trusts_a_whole_filesystem_or_bucket(env, roots):
+    assert Settings.from_env(env).trusted_model_roots == roots
+
+
+def test_roots_are_pinned_when_settings_are_made(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({"SCORING_MODEL_ROOTS": "models"})
+    direct = Settings(model_uri=str(tmp_path / "models" / "m" / "1")).with_overrides(model_uri="/tmp/evil/b")
+    monkeypatch.chdir("/")
+    assert settings.trusted_model_roots == (str(tmp_path / "models"),)
+    assert direct.trusted_model_roots == (str(tmp_path / "models" / "m"),)
+
+
+def test_the_filesystem_root_is_refused_as_a_model_root():
+    with pytest.raises(ConfigError, match="must not include the filesystem root"):
+        Settings.from_env({"SCORING_MODEL_ROOTS": "/srv/models,/"})
