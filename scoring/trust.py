@@ -92,7 +92,9 @@ def read_without_links(path: str) -> bytes:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise UntrustedBundle(f"{_shown(path)} is a symbolic link; bundle files are read without following links")
+            raise UntrustedBundle(
+                f"{_shown(path)} is a symbolic link; bundle files are read without following links"
+            ) from None
         raise
     with os.fdopen(descriptor, "rb") as handle:
         return handle.read()
