@@ -194,8 +194,9 @@ def score_event(predictor: Predictor, event: Any) -> StreamResult:
 def _score_each_alone_if_needed(predictor: Predictor, records: list[Any]) -> list[RecordOutcome]:
     """Outcomes of one vectorised scoring; if it raises, each record scored alone so only the culprit fails.
 
-    When every record fails alone too, the fault is not a record's (the model, memory): re-raise, so the
-    batch is retried rather than dead-lettered.
+    When several records all fail alone too, the fault is not a record's (the model, memory): re-raise, so
+    the batch is retried rather than dead-lettered. A lone record cannot tell the two apart; it fails
+    alone (dead-lettered, replayable) rather than holding its shard in a retry loop.
     """
     try:
         return score_records(predictor, records)
@@ -212,7 +213,7 @@ def _score_each_alone_if_needed(predictor: Predictor, records: list[Any]) -> lis
                 raised += 1
                 reason = f"the record could not be scored ({type(exc).__name__})"
                 outcomes.append(RecordOutcome(position, None, error=reason))
-        if raised == len(records):
+        if raised == len(records) > 1:
             raise
         return outcomes
 

@@ -213,10 +213,31 @@ def test_an_output_the_queue_will_never_take_is_dead_lettered_not_retried(cold_s
     )
 
 
-def test_a_huge_integer_id_is_answered_and_sharded_by_its_key(outputs):
-    # Given an integer id of 300 digits (longer than a Kinesis partition key may be)
+def test_a_huge_integer_id_is_refused_by_name_and_dead_lettered(outputs):
+    # Given an integer id of 300 digits (no table or partition key could hold it: one id rule in every mode)
     handler, published, dead_letters = outputs()
-    response = handler.lambda_handler(kinesis_event([ride(10**299)]), None)
-    # Then it is published, echoed as sent
-    assert response["batchItemFailures"] == [] and dead_letters() == []
-    assert [m["prediction"]["ride_id"] for m in published()] == [10**299]
+    response = handler.lambda_handler(kinesis_event([ride(10**299), ride(7)]), None)
+    # Then the other ride is published, and the huge one is dead-lettered with the rule it broke
+    assert response["batchItemFailures"] == []
+    assert [m["prediction"]["ride_id"] for m in published()] == [7]
+    (letter,) = dead_letters()
+    assert letter["itemIdentifier"] == "1000" and "is longer than 128 characters" in letter["reason"]
+
+
+def test_a_lone_valid_record_the_model_cannot_take_is_dead_lettered_not_retried_forever(outputs):
+    # Given a model that raises on one ride's value, and a batch whose only valid record is that ride
+    # (SIMULATED model fault): alone, a poison record and a broken model look the same
+    handler, published, dead_letters = outputs()
+    real_predict = handler.PREDICTOR.predict
+
+    def predict(inputs):
+        if (inputs["trip_distance"] == 13.13).any():
+            raise ValueError("cannot transform 13.13")
+        return real_predict(inputs)
+
+    handler.PREDICTOR.predict = predict
+    # When it arrives beside an invalid record
+    response = handler.lambda_handler(kinesis_event([ride(2, 13.13), "not json"]), None)
+    # Then the invocation answers: both go to the dead-letter queue (replayable), nothing is retried in a loop
+    assert response["batchItemFailures"] == [] and published() == []
+    assert sorted(letter["itemIdentifier"] for letter in dead_letters()) == ["1000", "1001"]
