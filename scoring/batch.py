@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from scoring import storage, store
 from scoring.bundle import Manifest
 from scoring.db import describe, first_line
-from scoring.errors import InvalidInput, PublishError, RejectThresholdExceeded, ScoringError
+from scoring.errors import BundleChanged, InvalidInput, PublishError, RejectThresholdExceeded, ScoringError, StagingGone
 from scoring.partitions import PartitionKey
 from scoring.predict import NON_FINITE_PREDICTION, Predictor
 from scoring.reader import list_partition_files, partition_uri, read_chunks
@@ -70,9 +70,14 @@ class RunPlan:
     files: list[str]
     staging_root: str
     started_at: str
-    # The bundle every shard must use; a shard that loads another sha256 refuses to score.
+    # The bundle every shard must use; a shard that loads another sha256 refuses to score. Name and
+    # version are kept so a failed run is recorded from the plan alone, without reading the bundle again.
     model_uri: str = ""
     model_sha256: str = ""
+    model_name: str = ""
+    model_version: str = ""
+    # Shards refuse a file that leads out of it; empty in plans made before it was carried.
+    input_root: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -83,6 +88,10 @@ class RunPlan:
 
     def shard_prefix(self, index: int) -> str:
         return shard_prefix(self.staging_root, self.job, self.partition_key, self.run_id, index)
+
+    def inputs_root(self) -> str:
+        """The folder every input file must lie in; an older plan without it is held to its partition."""
+        return self.input_root or self.source_uri
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,8 @@ def plan_run(
     run_id: str | None = None,
     model_uri: str = "",
     model_sha256: str = "",
+    model_name: str = "",
+    model_version: str = "",
 ) -> RunPlan:
     """List the partition's files (PartitionNotFound if there are none) and fix the run's identity."""
     validate_job_name(job)
@@ -156,6 +167,9 @@ def plan_run(
         started_at=datetime.now(timezone.utc).isoformat(),
         model_uri=model_uri,
         model_sha256=model_sha256,
+        model_name=model_name,
+        model_version=model_version,
+        input_root=input_root,
     )
 
 
@@ -178,7 +192,7 @@ def score_shard(
     wanted = [*schema.field_names, id_field]
     input_rows = 0
     try:
-        for chunk in read_chunks(source, chunk_rows):
+        for chunk in read_chunks(source, chunk_rows, input_root=plan.inputs_root()):
             frame = chunk.table.select([c for c in wanted if c in chunk.table.column_names]).to_pandas()
             result = schema.validate_frame(frame, require_id=True, text_input=chunk.text_input)
             valid, values, reasons = _keep_finite(result.valid, predictor.predict(result.valid), result.rejected)
@@ -251,7 +265,7 @@ def clean_text(text: str) -> str:
 
 def _check_model(plan: RunPlan, manifest: Manifest) -> None:
     if plan.model_sha256 and manifest.sha256 != plan.model_sha256:
-        raise PublishError(
+        raise BundleChanged(
             f"run {plan.run_id} was planned with model sha256 {plan.model_sha256[:12]} but {manifest.name} "
             f"v{manifest.version} has {manifest.sha256[:12]}: the bundle changed mid-run; rerun the partition"
         )
@@ -320,7 +334,7 @@ def _check_publishable(plan: RunPlan, shards: list[ShardResult], manifest: Manif
             )
         for uri in (shard.predictions_uri, shard.rejects_uri):
             if not storage.exists(uri):
-                raise PublishError(
+                raise StagingGone(
                     f"run {plan.run_id}: the staged output {uri} is gone (the run's staging was cleaned up "
                     "or swept); score the partition again"
                 )
@@ -341,10 +355,15 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
+def shard_failure_reason(plan: RunPlan, index: int, exc: BaseException) -> str:
+    """The failed-run message of a shard that raised: which shard, which file, and why."""
+    return f"shard {index} ({plan.files[index]}): {_reason(exc)}"
+
+
 def record_failed_run(
     engine: Engine,
     plan: RunPlan,
-    manifest: Manifest,
+    manifest: Manifest | None,
     reason: str,
     shards: list[ShardResult] | None = None,
     *,
@@ -352,7 +371,9 @@ def record_failed_run(
 ) -> None:
     """Record the run as failed with its reason, in its own transaction; the published rows stay as they were.
 
-    Counts come from the shards when every shard was scored, else they are zero. With
+    The model is the manifest's when one was read, else the plan's (so a bundle that can no longer be
+    read does not cost the record). Counts come from the shards when every shard was scored, else
+    they are zero. With
     `only_if_unrecorded` (a cleanup step that does not know how the run ended) a run that already has
     its record keeps it. Never raises: a database that cannot take the record either is logged, and
     the run's own error is what matters.
@@ -365,9 +386,9 @@ def record_failed_run(
         run_id=plan.run_id,
         job=plan.job,
         partition_key=plan.partition_key,
-        model_name=manifest.name,
-        model_version=manifest.version,
-        model_sha256=manifest.sha256,
+        model_name=manifest.name if manifest else plan.model_name,
+        model_version=manifest.version if manifest else plan.model_version,
+        model_sha256=manifest.sha256 if manifest else plan.model_sha256,
         input_rows=input_rows,
         scored_rows=input_rows - rejected_rows,
         rejected_rows=rejected_rows,
@@ -422,9 +443,9 @@ def _publish_or_fail(
             f"Nothing was published; the rejected rows are in rejected_records under run_id {plan.run_id}"
         )
         failed = store.RunRecord(**{**run.__dict__, "status": "failed", "message": message})
-        store.record_failed_run(engine, failed, _rejects(shards, duplicates))
+        store.record_failed_run(engine, failed, _rejects(plan, shards, duplicates))
         raise RejectThresholdExceeded(message)
-    store.publish(engine, run, _prediction_batches(shards, duplicates), _rejects(shards, duplicates))
+    store.publish(engine, run, _prediction_batches(shards, duplicates), _rejects(plan, shards, duplicates))
     return run
 
 
@@ -472,12 +493,14 @@ def _prediction_batches(
             yield store.PredictionBatch(rows=table, scored_at=scored_at)
 
 
-def _rejects(shards: list[ShardResult], duplicates: dict[int, dict[int, str]]) -> Iterator[dict[str, object]]:
+def _rejects(
+    plan: RunPlan, shards: list[ShardResult], duplicates: dict[int, dict[int, str]]
+) -> Iterator[dict[str, object]]:
     for shard in shards:
         for table in read_staged(shard.rejects_uri):
             yield from table.to_pylist()
     for index, copies in sorted(duplicates.items()):
-        raws = _raw_rows(shards[index].source_uri, copies)
+        raws = _raw_rows(shards[index].source_uri, plan.inputs_root(), copies)
         for row, record_id in sorted(copies.items()):
             yield {
                 "record_id": record_id,
@@ -486,13 +509,13 @@ def _rejects(shards: list[ShardResult], duplicates: dict[int, dict[int, str]]) -
             }
 
 
-def _raw_rows(source_uri: str, copies: dict[int, str], chunk_rows: int = 65_536) -> dict[int, str]:
+def _raw_rows(source_uri: str, input_root: str, copies: dict[int, str], chunk_rows: int = 65_536) -> dict[int, str]:
     """The raw rows at the given positions of an input file, as storable JSON (read again: duplicates are rare)."""
     wanted = np.array(sorted(copies), dtype=np.int64)
     found: dict[int, str] = {}
     offset = 0
     try:
-        for chunk in read_chunks(source_uri, chunk_rows):
+        for chunk in read_chunks(source_uri, chunk_rows, input_root=input_root):
             rows = chunk.table.num_rows
             inside = wanted[(wanted >= offset) & (wanted < offset + rows)]
             if len(inside):
@@ -544,14 +567,16 @@ def score_partition(
         run_id=run_id,
         model_uri=predictor.bundle.uri,
         model_sha256=manifest.sha256,
+        model_name=manifest.name,
+        model_version=manifest.version,
     )
     try:
         shards = []
-        for index, source in enumerate(plan.files):
+        for index in range(len(plan.files)):
             try:
                 shards.append(score_shard(predictor, plan, index, chunk_rows=chunk_rows, on_rows=on_rows))
             except Exception as exc:
-                record_failed_run(engine, plan, manifest, f"shard {index} ({source}): {_reason(exc)}")
+                record_failed_run(engine, plan, manifest, shard_failure_reason(plan, index, exc))
                 raise
         return publish_run(engine, plan, shards, manifest, reject_threshold=reject_threshold)
     finally:

@@ -48,3 +48,11 @@ class RejectThresholdExceeded(ScoringError):
 
 class PublishError(ScoringError):
     """The store refused a publish (counts do not reconcile, or the transaction failed)."""
+
+
+class StagingGone(PublishError):
+    """A shard's staged output is no longer there (cleaned up or swept); only scoring the partition again helps."""
+
+
+class BundleChanged(PublishError):
+    """The bundle's sha256 differs from the one the run was planned with; only a new run helps."""

@@ -4,16 +4,20 @@ Parquet and CSV, local or S3. S3 objects are streamed to a temporary file first,
 bounded batch reader serves both and memory never holds a whole file.
 
 Input is hostile until read: a local file that is a symlink leading out of the input root is
-skipped (it could name /etc/passwd), and errors name the file and line, never echo a row.
+skipped when listed and refused when opened (a link swapped in after planning could name
+/etc/passwd), and errors name the file and line, never echo a row.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,30 +67,65 @@ def list_partition_files(input_root: str, dataset: str, key: PartitionKey) -> li
 
 def _inside_root(input_root: str, uri: str) -> bool:
     """False (with a warning) for a local file whose real path, symlinks followed, is outside the input root."""
-    if storage.is_s3(uri):
-        return True
-    root = Path(input_root).resolve()
-    real = Path(uri).resolve()
-    if real == root or root in real.parents:
+    if storage.is_s3(uri) or _below(Path(input_root).resolve(), Path(uri).resolve()):
         return True
     log.warning("skipping %s: it is a symlink that leads out of the input root %s", uri, input_root)
     return False
 
 
-def read_chunks(uri: str, chunk_rows: int) -> Iterator[Chunk]:
-    """Record batches of at most `chunk_rows` rows (CSV: about that many), all columns kept."""
-    with storage.local_copy(uri) as path:
+def _below(root: Path, real: Path) -> bool:
+    return real == root or root in real.parents
+
+
+def read_chunks(uri: str, chunk_rows: int, *, input_root: str) -> Iterator[Chunk]:
+    """Record batches of at most `chunk_rows` rows (CSV: about that many), all columns kept.
+
+    A local file must still lie inside `input_root` when it is opened (InvalidInput if not).
+    """
+    if not uri.endswith(DATA_SUFFIXES):
+        raise InvalidInput(f"{uri}: unsupported file type; expected .parquet or .csv")
+    with _open_input(uri, input_root) as handle:
         if uri.endswith(".parquet"):
-            yield from _parquet_chunks(path, uri, chunk_rows)
-        elif uri.endswith(".csv"):
-            yield from _csv_chunks(path, uri)
+            yield from _parquet_chunks(handle, uri, chunk_rows)
         else:
-            raise InvalidInput(f"{uri}: unsupported file type; expected .parquet or .csv")
+            yield from _csv_chunks(handle, uri)
 
 
-def _parquet_chunks(path: str, uri: str, chunk_rows: int) -> Iterator[Chunk]:
+@contextmanager
+def _open_input(uri: str, input_root: str) -> Iterator[io.BufferedReader]:
+    """The input file, opened once; for a local file, checked after opening to be the one inside the root.
+
+    Checking the opened descriptor (not the path before opening) closes the window in which a link
+    could be swapped in between the check and the read.
+    """
+    if storage.is_s3(uri):
+        with storage.local_copy(uri) as path, open(path, "rb") as handle:
+            yield handle
+        return
     try:
-        parquet = pq.ParquetFile(path)
+        # Non-blocking, so a FIFO swapped in cannot hang the shard; it is refused below as not a regular file.
+        descriptor = os.open(uri, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise InvalidInput(f"{uri} cannot be opened: {exc.strerror or type(exc).__name__}") from exc
+    with os.fdopen(descriptor, "rb") as handle:
+        real = Path(uri).resolve()
+        opened = os.fstat(descriptor)
+        try:
+            named = os.stat(real)
+        except OSError:
+            named = None
+        same = named is not None and (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+        if not (same and stat.S_ISREG(opened.st_mode) and _below(Path(input_root).resolve(), real)):
+            raise InvalidInput(
+                f"{uri}: refused: it leads outside the input root {input_root} or is not a regular file "
+                "(a link swapped in after the run was planned?)"
+            )
+        yield handle
+
+
+def _parquet_chunks(handle: io.BufferedReader, uri: str, chunk_rows: int) -> Iterator[Chunk]:
+    try:
+        parquet = pq.ParquetFile(handle)
         # A damaged page shows only when it is read, after the footer opened fine.
         for batch in parquet.iter_batches(batch_size=chunk_rows):
             yield Chunk(pa.Table.from_batches([batch]), text_input=False)
@@ -94,28 +133,40 @@ def _parquet_chunks(path: str, uri: str, chunk_rows: int) -> Iterator[Chunk]:
         raise InvalidInput(f"{uri} is not a readable Parquet file: {_first_line(exc)}") from exc
 
 
-def _csv_chunks(path: str, uri: str) -> Iterator[Chunk]:
+def _csv_chunks(handle: io.BufferedReader, uri: str) -> Iterator[Chunk]:
     # Every column as text: CSV has no types, and the validator parses numbers and names bad cells.
-    header = _csv_header(path, uri)
+    header = _csv_header(handle, uri)
     convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=True)
     read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES)
     try:
-        reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
+        reader = pacsv.open_csv(handle, read_options=read, convert_options=convert)
         for batch in reader:
             yield Chunk(pa.Table.from_batches([batch]), text_input=True)
     except pa.ArrowException as exc:
-        raise InvalidInput(f"{uri} is not a readable CSV file: {_csv_problem(path, exc)}") from exc
+        raise InvalidInput(f"{uri} is not a readable CSV file: {_csv_problem(handle, exc)}") from exc
 
 
-def _csv_header(path: str, uri: str) -> list[str]:
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        first = handle.readline()
+@contextmanager
+def _as_text(handle: io.BufferedReader) -> Iterator[io.TextIOWrapper]:
+    """The open file as text from its start; the file stays open, rewound, for the next reader."""
+    handle.seek(0)
+    text = io.TextIOWrapper(handle, newline="", encoding="utf-8", errors="replace")
+    try:
+        yield text
+    finally:
+        text.detach()
+        handle.seek(0)
+
+
+def _csv_header(handle: io.BufferedReader, uri: str) -> list[str]:
+    with _as_text(handle) as text:
+        first = text.readline()
     if not first.strip():
         raise InvalidInput(f"{uri} is empty: a CSV partition file needs a header row")
     return next(csv.reader([first]))
 
 
-def _csv_problem(path: str, exc: Exception) -> str:
+def _csv_problem(handle: io.BufferedReader, exc: Exception) -> str:
     """What is wrong, by line and column count, without the row's text (Arrow's message quotes the row)."""
     message = _first_line(exc)
     if "CSV parse error" not in message:
@@ -124,15 +175,15 @@ def _csv_problem(path: str, exc: Exception) -> str:
     if counts is None:
         return "a row does not parse as CSV"
     expected = int(counts.group(1))
-    line = _first_line_with_columns_other_than(path, expected)
+    line = _first_line_with_columns_other_than(handle, expected)
     where = f"line {line}" if line else "a row"
     return f"{where} has {counts.group(2)} columns where the header has {expected}"
 
 
-def _first_line_with_columns_other_than(path: str, expected: int) -> int | None:
+def _first_line_with_columns_other_than(handle: io.BufferedReader, expected: int) -> int | None:
     """The line number (1 = header) of the first record whose field count differs; read again only on error."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        records = csv.reader(handle)
+    with _as_text(handle) as text:
+        records = csv.reader(text)
         try:
             for record in records:
                 if record and len(record) != expected:

@@ -12,6 +12,7 @@ runs left behind once it is older than a set age.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -25,6 +26,8 @@ import pyarrow.parquet as pq
 
 from scoring import storage
 from scoring.storage import local_copy
+
+log = logging.getLogger(__name__)
 
 # `row` is the row's position in its input file: a duplicate id found at publish is traced back to
 # its raw row without staging every raw row.
@@ -70,8 +73,18 @@ def shard_prefix(staging_root: str, job: str, partition_key: str, run_id: str, s
 
 
 def remove_staged_run(staging_root: str, job: str, partition_key: str, run_id: str) -> int:
-    """Delete one run's staged shard files (local or S3); returns how many were removed."""
+    """Delete one run's staged shard files (local or S3); returns how many were removed.
+
+    A local run folder whose real path leads out of the staging root (a symlinked job or partition
+    folder) is left alone with a warning: a cleanup never deletes outside the root.
+    """
     prefix = run_prefix(staging_root, job, partition_key, run_id)
+    if not storage.is_s3(prefix):
+        root, real = Path(staging_root).resolve(), Path(prefix).resolve()
+        if root not in real.parents:
+            log.warning("not removing %s: it leads out of the staging root %s", prefix, staging_root)
+            return 0
+        prefix = str(real)
     files = [info.uri for info in storage.list_file_info(prefix) if _is_staged_file(prefix, info.uri)]
     storage.delete_files(files)
     storage.remove_empty_dirs(prefix, staging_root)

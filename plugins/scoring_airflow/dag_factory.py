@@ -53,28 +53,19 @@ def _settings():
 
 
 def _finish_run(settings, raw_plan: dict, dag_run_id: str) -> str:
-    """Record the run as failed if it has no record yet (a shard failed, publish was killed); remove its staging."""
+    """Record the run as failed if it has no record yet (publish was killed or never ran); remove its staging.
+
+    The record is built from the plan alone: reading the bundle again could fail (S3 down, bundle
+    replaced) and cost the run its record.
+    """
     from scoring import batch
-    from scoring.bundle import read_manifest
-    from scoring.db import upgrade
-    from scoring.trust import BundleTrust
-    from scoring_airflow.hook import ScoringDbHook
 
     plan = batch.RunPlan.from_dict(raw_plan)
-    try:
-        manifest = read_manifest(plan.model_uri, BundleTrust.from_settings(settings))
-        engine = ScoringDbHook(fallback_url=settings.database_url).get_conn()
-        try:
-            upgrade(engine)  # the run may have failed before publish, which migrates, ever ran
-            reason = (
-                f"the run ended without a publish outcome: a shard or the publish task failed or was stopped; "
-                f"see the task logs of Airflow DAG run {dag_run_id}"
-            )
-            batch.record_failed_run(engine, plan, manifest, reason, only_if_unrecorded=True)
-        finally:
-            engine.dispose()
-    except Exception as exc:  # the staging must go even when the record cannot be written
-        log.warning("run %s: could not check its record: %s", plan.run_id, exc)
+    reason = (
+        f"the run ended without a publish outcome: a task failed or was stopped before recording why; "
+        f"see the task logs of Airflow DAG run {dag_run_id}"
+    )
+    run_tasks.record_failure(settings, plan, reason)
     removed = batch.remove_run_staging(plan)
     return f"removed {removed} staged file(s) of run {plan.run_id}"
 
@@ -152,8 +143,9 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
 
         @task(max_active_tis_per_dagrun=8)
         def score_shard(plan: dict, index: int) -> dict:
+            ti = get_current_context()["ti"]
             with task_errors():
-                return run_tasks.score_shard(_settings(), plan, index)
+                return run_tasks.score_shard(_settings(), plan, index, last_try=ti.try_number > ti.max_tries)
 
         @task(outlets=[asset])
         def publish(plan: dict, shard_results: list[dict]) -> dict:

@@ -7,11 +7,29 @@ from contextlib import contextmanager
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from scoring.errors import ConfigError, InvalidInput, ModelLoadError, RejectThresholdExceeded, UnknownRecipe
+from scoring.errors import (
+    BundleChanged,
+    ConfigError,
+    InvalidInput,
+    ModelLoadError,
+    RejectThresholdExceeded,
+    StagingGone,
+    UnknownRecipe,
+)
 
 # Retrying cannot fix these (the data, the trigger or the bundle is wrong): fail at once, say why.
-# ModelLoadError covers a missing, malformed, tampered (BundleIntegrityError) or untrusted bundle.
-NOT_RETRYABLE = (RejectThresholdExceeded, InvalidInput, ModelLoadError, UnknownRecipe, ConfigError)
+# ModelLoadError covers a missing, malformed, tampered (BundleIntegrityError) or untrusted bundle;
+# StagingGone and BundleChanged are publish errors that the same plan can never get past. Any other
+# PublishError (a refused transaction) is retried.
+NOT_RETRYABLE = (
+    RejectThresholdExceeded,
+    InvalidInput,
+    ModelLoadError,
+    UnknownRecipe,
+    ConfigError,
+    StagingGone,
+    BundleChanged,
+)
 
 
 @contextmanager

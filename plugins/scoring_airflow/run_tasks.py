@@ -56,6 +56,8 @@ def plan(settings, *, job: str, partition: str, run_id: str) -> dict:
         run_id=run_id,
         model_uri=settings.model_uri,
         model_sha256=manifest.sha256,
+        model_name=manifest.name,
+        model_version=manifest.version,
     )
     log.info(
         "run %s scores %d file(s) of %s with %s v%s",
@@ -68,20 +70,51 @@ def plan(settings, *, job: str, partition: str, run_id: str) -> dict:
     return run_plan.to_dict()
 
 
-def score_shard(settings, plan: dict, index: int) -> dict:
-    """Score one file of the run; the result is staged, nothing is published yet."""
+def score_shard(settings, plan: dict, index: int, *, last_try: bool = True) -> dict:
+    """Score one file of the run; the result is staged, nothing is published yet.
+
+    A failure that will not be retried (the last try, or an error no retry fixes) is recorded as the
+    run's failure with the shard's real reason, unless the run already has a record, then re-raised.
+    """
     from scoring import batch
     from scoring.bundle import load_bundle
     from scoring.predict import Predictor
     from scoring.trust import BundleTrust
+    from scoring_airflow.errors import NOT_RETRYABLE
 
     run_plan = batch.RunPlan.from_dict(plan)
-    predictor = Predictor(load_bundle(run_plan.model_uri, BundleTrust.from_settings(settings)))
-    result = batch.score_shard(predictor, run_plan, index, chunk_rows=settings.chunk_rows)
+    try:
+        predictor = Predictor(load_bundle(run_plan.model_uri, BundleTrust.from_settings(settings)))
+        result = batch.score_shard(predictor, run_plan, index, chunk_rows=settings.chunk_rows)
+    except Exception as exc:
+        if last_try or isinstance(exc, NOT_RETRYABLE):
+            record_failure(settings, run_plan, batch.shard_failure_reason(run_plan, index, exc))
+        raise
     log.info(
         "shard %d (%s): %d scored, %d rejected", index, result.source_uri, result.scored_rows, result.rejected_rows
     )
     return result.to_dict()
+
+
+def record_failure(settings, run_plan, reason: str, *, only_if_unrecorded: bool = True) -> None:
+    """Record the run as failed from its plan alone (the bundle is not read again); never raises.
+
+    Only if it has no record yet, by default: the first real reason stays, and a publish that
+    recorded its own outcome keeps it.
+    """
+    from scoring import batch
+    from scoring.db import upgrade
+    from scoring_airflow.hook import ScoringDbHook
+
+    try:
+        engine = ScoringDbHook(fallback_url=settings.database_url).get_conn()
+        try:
+            upgrade(engine)  # the run may fail before publish, which migrates, ever ran
+            batch.record_failed_run(engine, run_plan, None, reason, only_if_unrecorded=only_if_unrecorded)
+        finally:
+            engine.dispose()
+    except Exception as exc:  # the task's own error is what matters
+        log.warning("run %s: its failure could not be recorded: %s", run_plan.run_id, exc)
 
 
 def publish(settings, engine, plan: dict, shard_results: list[dict], reject_threshold: float | None) -> dict:
@@ -95,11 +128,16 @@ def publish(settings, engine, plan: dict, shard_results: list[dict], reject_thre
     run_plan = batch.RunPlan.from_dict(plan)
     upgrade(engine)
     shards = sorted((ShardResult.from_dict(r) for r in shard_results), key=lambda s: run_plan.files.index(s.source_uri))
+    try:
+        manifest = read_manifest(run_plan.model_uri, BundleTrust.from_settings(settings))
+    except Exception as exc:
+        batch.record_failed_run(engine, run_plan, None, f"publish: the model bundle cannot be read: {exc}")
+        raise
     summary = batch.publish_run(
         engine,
         run_plan,
         shards,
-        read_manifest(run_plan.model_uri, BundleTrust.from_settings(settings)),
+        manifest,
         reject_threshold=settings.reject_threshold if reject_threshold is None else reject_threshold,
     )
     log.info("%s", summary.line())

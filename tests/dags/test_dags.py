@@ -192,9 +192,88 @@ def test_a_failed_shard_fails_the_run_and_cleanup_records_it(airflow_db, dagbag,
     (scoring_env / "rides" / "dt=2026-01-01" / "hour=09" / "part-00001.parquet").write_bytes(b"PAR1 nope")
     # When the DAG runs for that hour
     run = dag_run = dagbag.dags["score_rides_hourly"].test(logical_date=datetime(2026, 1, 1, 9, tzinfo=timezone.utc))
-    # Then the run fails, publish never ran, and cleanup recorded the failure and removed the good shard's staging
+    # Then the run fails, publish never ran, cleanup removed the good shard's staging, and the failed run's
+    # record says which shard failed and why (not a generic "a shard failed")
     assert dag_run.state == "failed" and _state(run, "publish") == "upstream_failed"
     assert _state(run, "cleanup") == "success" and _staged_files(scoring_env) == []
     history = _runs(pg_schema_url)
-    assert history["status"].tolist() == ["failed"] and "without a publish outcome" in history["message"].iloc[0]
+    assert history["status"].tolist() == ["failed"]
+    assert history["message"].iloc[0].startswith("shard 1 (")
+    assert "part-00001.parquet is not a readable Parquet file" in history["message"].iloc[0]
     assert _stored(pg_schema_url).empty
+
+
+@pytest.mark.postgres
+@pytest.mark.airflow
+def test_cleanup_records_a_failed_run_from_its_plan_when_the_bundle_is_gone(
+    airflow_db, scoring_env, demo_bundle, demo_bundle_dir, pg_schema_url, tmp_path
+):
+    import shutil
+
+    from scoring import batch
+    from scoring.settings import Settings
+    from scoring.synthetic import write_partition
+    from scoring_airflow.dag_factory import _finish_run
+
+    # Given a planned run whose bundle has since been deleted (or replaced, or lost its signature)
+
+    bundle = tmp_path / "models" / "ride_duration" / "1"
+    shutil.copytree(demo_bundle_dir, bundle)
+    manifest = demo_bundle.manifest
+    key = PartitionKey.parse("2026-01-01T11")
+    write_partition(str(scoring_env), "rides", key, make_rides(10), files=1)
+    plan = batch.plan_run(
+        job="score_rides_hourly",
+        partition=key,
+        input_root=str(scoring_env),
+        dataset="rides",
+        staging_root=str(tmp_path / "staging"),
+        run_id="manual__gone.try1",
+        model_uri=str(bundle),
+        model_sha256=manifest.sha256,
+        model_name=manifest.name,
+        model_version=manifest.version,
+    )
+    shutil.rmtree(bundle)
+    settings = Settings.from_env().with_overrides(model_uri=str(bundle))
+    # When cleanup finishes the run
+    _finish_run(settings, plan.to_dict(), "manual__gone")
+    # Then the run is recorded as failed with the planned model, without reading the bundle again
+    from scoring.db import make_engine
+
+    engine = make_engine(pg_schema_url)
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT status, model_name, model_version, model_sha256 FROM scoring_runs")).one()
+    engine.dispose()
+    assert tuple(row) == ("failed", manifest.name, manifest.version, manifest.sha256)
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        ("StagingGone", False),
+        ("BundleChanged", False),
+        ("RejectThresholdExceeded", False),
+        ("InvalidInput", False),
+        ("ModelLoadError", False),
+        ("PublishError", True),  # a database that refused the transaction may take it next time
+        ("PartitionNotFound", True),
+    ],
+)
+def test_not_retryable_errors_fail_the_task_at_once(error, retried):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    import scoring.errors
+    from scoring_airflow.errors import task_errors
+
+    # Given a scoring error raised inside a task
+    exc = getattr(scoring.errors, error)("boom")
+    # When it leaves task_errors
+    with pytest.raises(Exception) as raised, task_errors():
+        raise exc
+    # Then a retry-worthy error passes through as itself (Airflow retries it), the rest fail at once
+    if retried:
+        assert raised.value is exc
+    else:
+        assert isinstance(raised.value, AirflowFailException) and raised.value.__cause__ is exc
+        assert str(raised.value) == f"{error}: boom"

@@ -240,3 +240,77 @@ def test_publish_of_a_plan_whose_staging_is_gone_says_so(engine, predictor, tmp_
         publish_run(engine, plan, shards, predictor.bundle.manifest, reject_threshold=0.01)
     # Then the failure is recorded
     assert runs(engine)["status"].tolist() == ["failed"]
+
+
+def test_a_failed_run_is_recorded_from_its_plan_when_the_bundle_can_no_longer_be_read(
+    engine, demo_bundle, demo_bundle_dir, tmp_path
+):
+    # Given a run planned with a bundle (its name, version and sha256 kept in the plan) that is then deleted
+    import shutil
+
+    from scoring.batch import plan_run, record_failed_run
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(demo_bundle_dir, bundle)
+    manifest = demo_bundle.manifest
+    write_rides(str(tmp_path / "in"), make_rides(10), files=1)
+    plan = plan_run(
+        job="score_rides_hourly",
+        partition=HOUR,
+        input_root=str(tmp_path / "in"),
+        dataset="rides",
+        staging_root=str(tmp_path / "stage"),
+        run_id="manual__gone.try1",
+        model_uri=str(bundle),
+        model_sha256=manifest.sha256,
+        model_name=manifest.name,
+        model_version=manifest.version,
+    )
+    shutil.rmtree(bundle)
+    # When the failure is recorded without a manifest
+    record_failed_run(engine, plan, None, "shard 0 (part-00000.parquet): it broke")
+    # Then the record names the planned model and the reason, with zero counts
+    history = runs(engine)
+    row = history.iloc[0]
+    assert history["status"].tolist() == ["failed"] and row["message"] == "shard 0 (part-00000.parquet): it broke"
+    assert (row["model_name"], row["model_version"], row["model_sha256"]) == (
+        manifest.name,
+        manifest.version,
+        manifest.sha256,
+    )
+    assert (row["input_rows"], row["scored_rows"], row["rejected_rows"]) == (0, 0, 0)
+
+
+def test_publish_of_a_plan_whose_staging_is_gone_is_a_staging_gone_error(engine, predictor, tmp_path):
+    from scoring.batch import plan_run, publish_run, remove_run_staging, score_shard
+    from scoring.errors import StagingGone
+
+    write_rides(str(tmp_path / "in"), make_rides(50), files=1)
+    plan = plan_run(
+        job="score_rides_hourly",
+        partition=HOUR,
+        input_root=str(tmp_path / "in"),
+        dataset="rides",
+        staging_root=str(tmp_path / "stage"),
+    )
+    shards = [score_shard(predictor, plan, 0, chunk_rows=50)]
+    remove_run_staging(plan)
+    with pytest.raises(StagingGone):
+        publish_run(engine, plan, shards, predictor.bundle.manifest, reject_threshold=0.01)
+
+
+def test_a_shard_of_a_plan_made_with_another_bundle_is_a_bundle_changed_error(predictor, tmp_path):
+    from scoring.batch import plan_run, score_shard
+    from scoring.errors import BundleChanged
+
+    write_rides(str(tmp_path / "in"), make_rides(10), files=1)
+    plan = plan_run(
+        job="score_rides_hourly",
+        partition=HOUR,
+        input_root=str(tmp_path / "in"),
+        dataset="rides",
+        staging_root=str(tmp_path / "stage"),
+        model_sha256="0" * 64,
+    )
+    with pytest.raises(BundleChanged, match="the bundle changed mid-run"):
+        score_shard(predictor, plan, 0, chunk_rows=50)

@@ -253,3 +253,68 @@ def test_a_failed_cli_run_is_recorded(cli_env, capsys):
     engine = make_engine(f"sqlite:///{cli_env / 'db.sqlite'}")
     assert runs(engine)["status"].tolist() == ["failed"] and stored(engine).empty
     assert [p for p in (cli_env / "stage").rglob("*") if p.is_file()] == []
+
+
+# --- symlinks swapped in after planning ------------------------------------------------------------
+
+
+def _plan(tmp_path, **model):
+    from scoring.batch import plan_run
+
+    return plan_run(
+        job=JOB,
+        partition=PartitionKey.parse("2026-03-01T05"),
+        input_root=str(tmp_path / "in"),
+        dataset="rides",
+        staging_root=str(tmp_path / "stage"),
+        **model,
+    )
+
+
+def test_a_planned_file_swapped_for_a_symlink_out_of_the_root_is_refused_by_the_shard(predictor, tmp_path):
+    from scoring.batch import score_shard
+    from scoring.errors import InvalidInput
+
+    # Given a planned CSV partition whose first file is then replaced by a link to a file outside the input root
+    outside = tmp_path / "outside.csv"
+    outside.write_text("ride_id,PULocationID\nroot:x:0:0:root,/root\n")
+    planned = write_rides(str(tmp_path / "in"), make_rides(20), files=1, file_format="csv")
+    plan = _plan(tmp_path)
+    Path(planned[0]).unlink()
+    Path(planned[0]).symlink_to(outside)
+    # When the shard scores it
+    with pytest.raises(InvalidInput) as refused:
+        score_shard(predictor, plan, 0, chunk_rows=50)
+    # Then it is refused in one line naming the file, and nothing of the outside file is staged
+    message = str(refused.value)
+    assert "part-00000.csv" in message and "outside the input root" in message and "\n" not in message
+    assert "root:x" not in message
+    assert [p for p in (tmp_path / "stage").rglob("*") if p.is_file()] == []
+
+
+def test_a_planned_file_swapped_for_a_symlink_inside_the_root_is_still_read(predictor, tmp_path):
+    from scoring.batch import score_shard
+
+    # Given a planned file replaced by a link to another file of the input root
+    other = write_rides(str(tmp_path / "in"), make_rides(7), files=1, key=PartitionKey.parse("2026-03-01T04"))
+    planned = write_rides(str(tmp_path / "in"), make_rides(20), files=1)
+    plan = _plan(tmp_path)
+    Path(planned[0]).unlink()
+    Path(planned[0]).symlink_to(other[0])
+    # Then the shard reads the linked file
+    assert score_shard(predictor, plan, 0, chunk_rows=50).input_rows == 7
+
+
+def test_removing_a_run_does_not_delete_through_a_symlinked_job_folder(tmp_path):
+    from scoring.staging import remove_staged_run
+
+    # Given staging/<job> is a link to a folder outside the staging root holding shard-shaped files
+    outside = tmp_path / "outside"
+    victims = _stage_run(str(outside), "run1")
+    (tmp_path / "stage").mkdir()
+    (tmp_path / "stage" / JOB).symlink_to(outside / JOB)
+    # When that run's staging is removed
+    removed = remove_staged_run(str(tmp_path / "stage"), JOB, "2026-03-01T05", "run1")
+    # Then nothing outside the staging root was deleted
+    assert removed == 0
+    assert all(Path(v).is_file() for v in victims) and len(victims) == 4
