@@ -10,8 +10,8 @@ Under gevent (the worker webservice/gunicorn.conf.py runs) requests are greenlet
 thread: scoring never yields, so nobody could queue while it runs. A request therefore yields once,
 after queueing and before taking the lock, which lets every greenlet whose request has already
 arrived queue behind it; then one of them scores them all. Nothing yields while holding a lock, so
-the locks (made before gevent patches threading, when the app is preloaded) are never contended
-by two greenlets, which would block the whole worker.
+a greenlet never waits on one (gunicorn.conf.py patches threading before the app is preloaded, so
+these are gevent's locks, which would yield rather than block the worker anyway).
 
 Outcomes are per record, so one request's bad record cannot fail a neighbour; if the scoring
 call itself raises, each request of that group is retried alone, so only the culprit fails.

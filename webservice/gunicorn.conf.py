@@ -46,6 +46,13 @@ workers = env_int("GUNICORN_WORKERS", usable_cores())
 # worker are still scored together by one call (webservice/batching.py). GUNICORN_WORKER_CLASS=gthread
 # (with GUNICORN_THREADS) brings back the threaded worker, with gunicorn's HTML errors.
 worker_class = env_text("GUNICORN_WORKER_CLASS", "webservice.worker.JsonErrorGeventWorker")
+if "gevent" in worker_class.lower():
+    # Patched here, in the master, before the preloaded app imports anything: patched only in each worker
+    # after the fork (gunicorn's default), the app's locks, threads and sockets made at preload stay real
+    # ones, and an idle worker never noticed SIGTERM (it hung until killed instead of stopping gracefully).
+    from gevent import monkey
+
+    monkey.patch_all()
 threads = env_int("GUNICORN_THREADS", 8)
 # Connections one worker holds at once; past that, new ones wait in the listen backlog.
 worker_connections = env_int("GUNICORN_WORKER_CONNECTIONS", 1000)

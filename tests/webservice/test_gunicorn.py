@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import runpy
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,8 +121,26 @@ def test_config_reads_its_overrides_from_the_environment(monkeypatch, tmp_path, 
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
-    config = runpy.run_path(str(CONFIG))
-    assert {name: config[name] for name in expected} == expected
+    # In a child process: loading the config monkey-patches for gevent, as it must inside gunicorn's master.
+    script = (
+        "import json, runpy, sys; config = runpy.run_path(sys.argv[1]); "
+        "print(json.dumps({name: config[name] for name in sys.argv[2:]}))"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script, str(CONFIG), *expected], capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(shown) == expected
+
+
+def test_sigterm_stops_an_idle_gevent_worker_gracefully(demo_bundle_dir, tmp_path):
+    # Given the shipped config (gevent, 2 workers) where one worker has served nothing
+    with running_gunicorn(
+        tmp_path / "gunicorn.log", SCORING_MODEL_URI=str(demo_bundle_dir), GUNICORN_WORKERS="2"
+    ) as url:
+        assert requests.get(f"{url}/health", timeout=10).status_code == 200
+    # Then SIGTERM stopped every worker within gunicorn's grace (running_gunicorn asserts exit code 0; an idle
+    # worker patched only after the fork ignored it until killed)
+    assert "Shutting down: Master" in (tmp_path / "gunicorn.log").read_text()
 
 
 def test_slow_header_clients_do_not_stop_other_requests(server):
