@@ -28,15 +28,15 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from scoring.batch import score_partition
-from scoring.bundle import load_bundle
-from scoring.db import make_engine, normalize_url, upgrade
-from scoring.partitions import PartitionKey
-from scoring.predict import Predictor
-from scoring.store import COPY_SQL
-from scoring.synthetic import generate_rides
-from scoring.training import train_demo_bundle
-from scoring.trust import BundleTrust
+from scoring.batch.engine import score_partition
+from scoring.batch.partitions import PartitionKey
+from scoring.batch.store.engines import make_engine, normalize_url, upgrade
+from scoring.batch.store.writes import COPY_SQL
+from scoring.demo.synthetic import generate_rides
+from scoring.demo.training import train_demo_bundle
+from scoring.model.bundle import load_bundle
+from scoring.model.predict import Predictor
+from scoring.model.trust import BundleTrust
 
 KEY = PartitionKey.parse("2026-02-01T00")
 ROWS_PER_FILE = 500_000

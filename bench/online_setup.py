@@ -10,8 +10,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from scoring.synthetic import generate_rides
-from scoring.training import train_demo_bundle
+from scoring.demo.synthetic import generate_rides
+from scoring.demo.training import train_demo_bundle
 
 # The classic tutorial payload, sent as is.
 SINGLE_RECORD = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}

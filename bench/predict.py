@@ -15,11 +15,11 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from scoring.bundle import load_bundle
-from scoring.predict import Predictor
-from scoring.synthetic import generate_rides
-from scoring.training import train_demo_bundle
-from scoring.trust import BundleTrust
+from scoring.demo.synthetic import generate_rides
+from scoring.demo.training import train_demo_bundle
+from scoring.model.bundle import load_bundle
+from scoring.model.predict import Predictor
+from scoring.model.trust import BundleTrust
 
 
 def best_seconds(action, repeat: int) -> float:

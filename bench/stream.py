@@ -30,9 +30,9 @@ from pathlib import Path
 import boto3
 from moto.server import ThreadedMotoServer
 
-from scoring.stream_runner import kinesis_event_record
-from scoring.synthetic import generate_rides
-from scoring.training import train_demo_bundle
+from scoring.demo.synthetic import generate_rides
+from scoring.demo.training import train_demo_bundle
+from scoring.stream.runner import kinesis_event_record
 
 HANDLER = Path(__file__).resolve().parents[1] / "lambda" / "lambda_function.py"
 STREAM_ARN = "arn:aws:kinesis:us-east-1:000000000000:stream/rides"

@@ -136,9 +136,9 @@ class StagedCheck:
 
     def __init__(self, work: Path):
         sys.path.insert(0, str(REPO))
-        from scoring.stream_runner import kinesis_event_record
-        from scoring.synthetic import generate_rides
-        from scoring.training import train_demo_bundle
+        from scoring.demo.synthetic import generate_rides
+        from scoring.demo.training import train_demo_bundle
+        from scoring.stream.runner import kinesis_event_record
 
         self.bundle, self.event_path = work / "bundle", work / "event.json"
         train_demo_bundle(str(self.bundle))
@@ -172,10 +172,10 @@ class StagedCheck:
 
 
 def _develop_answer(bundle: Path, event_path: Path) -> dict:
-    from scoring.bundle import load_bundle
-    from scoring.predict import Predictor
-    from scoring.stream import handle_event
-    from scoring.trust import BundleTrust
+    from scoring.model.bundle import load_bundle
+    from scoring.model.predict import Predictor
+    from scoring.model.trust import BundleTrust
+    from scoring.stream.events import handle_event
 
     predictor = Predictor(load_bundle(str(bundle), BundleTrust.of_bundle(str(bundle))))
     return handle_event(predictor, json.loads(event_path.read_text()), None)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from scoring.bundle import load_bundle
 from scoring.errors import InvalidInput
-from scoring.predict import Predictor
+from scoring.model.bundle import load_bundle
+from scoring.model.predict import Predictor
+from scoring.model.trust import BundleTrust
 from scoring.settings import Settings
-from scoring.sinks import make_dead_letters, make_sink
-from scoring.stream import handle_event
-from scoring.trust import BundleTrust
+from scoring.stream.events import handle_event
+from scoring.stream.sinks import make_dead_letters, make_sink
 
 SETTINGS = Settings.from_env()
 PREDICTOR = Predictor(load_bundle(SETTINGS.model_uri, BundleTrust.from_settings(SETTINGS)))

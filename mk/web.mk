@@ -11,7 +11,7 @@ serve: install $(if $(SCORING_MODEL_URI),,$(WEB_BUNDLE)/model.json)
 	SCORING_MODEL_URI=$${SCORING_MODEL_URI:-$(WEB_BUNDLE)} $(BIN)/gunicorn -c webservice/gunicorn.conf.py webservice.wsgi:app
 
 $(WEB_BUNDLE)/model.json: | install
-	$(BIN)/python -c 'from scoring.training import train_demo_bundle; train_demo_bundle("$(WEB_BUNDLE)")'
+	$(BIN)/python -c 'from scoring.demo.training import train_demo_bundle; train_demo_bundle("$(WEB_BUNDLE)")'
 
 # Needs wrk (apt-get install -y wrk); trains its own bundle and starts its own server on a free port.
 bench-online: install

@@ -87,16 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--job", required=True)
     report.add_argument("--database", help="database URL (default SCORING_DATABASE_URL)")
     report.set_defaults(handler=_report)
-    from scoring.stream_runner import add_stream_commands
+    from scoring.stream.runner import add_stream_commands
 
     add_stream_commands(commands)
     return parser
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.synthetic import write_day
-    from scoring.training import train_demo_bundle
-    from scoring.trust import BundleTrust
+    from scoring.demo.synthetic import write_day
+    from scoring.demo.training import train_demo_bundle
+    from scoring.model.trust import BundleTrust
 
     input_root = args.input or settings.input_root
     model_uri = args.model or settings.model_uri
@@ -121,8 +121,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _model_import(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.bundle import import_model
-    from scoring.trust import BundleTrust
+    from scoring.model.bundle import import_model
+    from scoring.model.trust import BundleTrust
 
     dest = args.dest or storage.join("models", args.name, args.version)
     manifest = import_model(
@@ -140,8 +140,8 @@ def _model_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _model_show(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.bundle import load_bundle
-    from scoring.trust import BundleTrust
+    from scoring.model.bundle import load_bundle
+    from scoring.model.trust import BundleTrust
 
     bundle = load_bundle(args.uri or settings.model_uri, BundleTrust.from_settings(settings))
     print(json.dumps(bundle.manifest.to_json(), indent=2))
@@ -149,7 +149,7 @@ def _model_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.db import make_engine, upgrade
+    from scoring.batch.store.engines import make_engine, upgrade
 
     url = args.database or settings.database_url
     upgrade(make_engine(url))
@@ -158,13 +158,13 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _score(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.batch import score_partition, validate_job_name
-    from scoring.bundle import load_bundle
-    from scoring.db import make_engine, upgrade
-    from scoring.partitions import PartitionKey
-    from scoring.predict import Predictor
-    from scoring.progress import RowProgress
-    from scoring.trust import BundleTrust
+    from scoring.batch.engine import score_partition, validate_job_name
+    from scoring.batch.partitions import PartitionKey
+    from scoring.batch.progress import RowProgress
+    from scoring.batch.store.engines import make_engine, upgrade
+    from scoring.model.bundle import load_bundle
+    from scoring.model.predict import Predictor
+    from scoring.model.trust import BundleTrust
 
     validate_job_name(args.job)
     settings = settings.with_overrides(
@@ -192,7 +192,7 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _staging_sweep(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.staging import sweep_staging
+    from scoring.batch.staging import sweep_staging
 
     settings = settings.with_overrides(staging_root=args.staging, staging_max_age_hours=args.older_than_hours)
     swept = sweep_staging(settings.staging_root, max_age_hours=settings.staging_max_age_hours)
@@ -201,8 +201,8 @@ def _staging_sweep(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.db import check_reachable, make_engine
-    from scoring.store import partition_report
+    from scoring.batch.store.engines import check_reachable, make_engine
+    from scoring.batch.store.writes import partition_report
 
     engine = make_engine(args.database or settings.database_url)
     check_reachable(engine)

@@ -18,7 +18,7 @@ class Settings:
 
     # SQLite keeps the demo free of servers; production points this at PostgreSQL.
     database_url: str = "sqlite:///var/scoring.db"
-    # A bundle directory, local or s3://bucket/prefix/ (see scoring.bundle).
+    # A bundle directory, local or s3://bucket/prefix/ (see scoring.model.bundle).
     model_uri: str = "var/models/ride_duration/1"
     # Root of the Hive-style input partitions, local or s3://.
     input_root: str = "var/data/input"

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from scoring.bundle import ModelBundle, load_bundle
-from scoring.db import make_engine, normalize_url, upgrade
-from scoring.predict import Predictor
-from scoring.synthetic import generate_rides
-from scoring.training import train_demo_bundle
-from scoring.trust import BundleTrust
+from scoring.batch.store.engines import make_engine, normalize_url, upgrade
+from scoring.demo.synthetic import generate_rides
+from scoring.demo.training import train_demo_bundle
+from scoring.model.bundle import ModelBundle, load_bundle
+from scoring.model.predict import Predictor
+from scoring.model.trust import BundleTrust
 
 # Shared by every folder: AWS on a moto server, and the Lambda handler as a cold container loads it.
 pytest_plugins = ["tests.support.aws", "tests.support.lambda_handler"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from scoring.bundle import ModelBundle
+from scoring.model.bundle import ModelBundle
 from scoring.settings import Settings
 from webservice.api import api
 from webservice.errors import register_error_handler

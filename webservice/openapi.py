@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from scoring.bundle import Manifest
-from scoring.schema import FieldSpec
+from scoring.model.bundle import Manifest
+from scoring.model.schema import FieldSpec
 from scoring.settings import Settings
 
 OPENAPI_PATH = "/openapi.json"

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scoring.bundle import Manifest
 from scoring.errors import InvalidInput
-from scoring.record_ids import canonical_id
-from scoring.records import RecordOutcome
+from scoring.model.bundle import Manifest
+from scoring.model.record_ids import canonical_id
+from scoring.model.records import RecordOutcome
 from webservice.errors import ApiError
 
 BATCH_KEY = "records"

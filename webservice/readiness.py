@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scoring.db import normalize_url
+from scoring.batch.store.engines import normalize_url
 from scoring.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,12 @@ from typing import Any
 
 from flask import current_app
 
-from scoring.bundle import Manifest, ModelBundle, load_bundle
 from scoring.errors import ModelLoadError
-from scoring.predict import Predictor
-from scoring.records import RecordOutcome, score_records
+from scoring.model.bundle import Manifest, ModelBundle, load_bundle
+from scoring.model.predict import Predictor
+from scoring.model.records import RecordOutcome, score_records
+from scoring.model.trust import BundleTrust
 from scoring.settings import Settings
-from scoring.trust import BundleTrust
 from webservice.batching import RequestCoalescer
 from webservice.metrics import Metrics
 from webservice.readiness import DatabaseProbe

@@ -58,7 +58,7 @@ def _finish_run(settings, raw_plan: dict, dag_run_id: str) -> str:
     The record is built from the plan alone: reading the bundle again could fail (S3 down, bundle
     replaced) and cost the run its record.
     """
-    from scoring import batch
+    from scoring.batch import engine as batch
 
     plan = batch.RunPlan.from_dict(raw_plan)
     reason = (
@@ -176,7 +176,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
             lines = []
             if raw_plan:
                 lines.append(_finish_run(settings, raw_plan, context["run_id"]))
-            from scoring.staging import sweep_staging
+            from scoring.batch.staging import sweep_staging
 
             swept = sweep_staging(settings.staging_root, max_age_hours=settings.staging_max_age_hours)
             lines.append(swept.line(settings.staging_root, settings.staging_max_age_hours))

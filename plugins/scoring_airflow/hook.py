@@ -40,6 +40,6 @@ class ScoringDbHook(BaseHook):
 
     def get_conn(self):
         """A SQLAlchemy engine (postgres:// from Airflow is normalised to postgresql+psycopg2://)."""
-        from scoring.db import make_engine
+        from scoring.batch.store.engines import make_engine
 
         return make_engine(self.database_url())

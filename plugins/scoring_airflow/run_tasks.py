@@ -16,7 +16,7 @@ def resolve_partition(
     requested: str | None, logical_date: datetime | None, run_after: datetime, *, hourly: bool
 ) -> str:
     """The partition a run scores: the one named by the trigger, else the period starting at its logical date."""
-    from scoring.partitions import PartitionKey
+    from scoring.batch.partitions import PartitionKey
 
     if requested:
         return str(PartitionKey.parse(requested))
@@ -25,9 +25,9 @@ def resolve_partition(
 
 def partition_is_ready(settings, partition: str) -> bool:
     """True once the partition has at least one data file."""
+    from scoring.batch.partitions import PartitionKey
+    from scoring.batch.reader import list_partition_files
     from scoring.errors import PartitionNotFound
-    from scoring.partitions import PartitionKey
-    from scoring.reader import list_partition_files
 
     try:
         files = list_partition_files(settings.input_root, settings.dataset, PartitionKey.parse(partition))
@@ -40,10 +40,10 @@ def partition_is_ready(settings, partition: str) -> bool:
 
 def plan(settings, *, job: str, partition: str, run_id: str) -> dict:
     """Fix the run: its files, its staging place, and the verified model it will use."""
-    from scoring import batch
-    from scoring.bundle import read_manifest
-    from scoring.partitions import PartitionKey
-    from scoring.trust import BundleTrust
+    from scoring.batch import engine as batch
+    from scoring.batch.partitions import PartitionKey
+    from scoring.model.bundle import read_manifest
+    from scoring.model.trust import BundleTrust
 
     # The trigger form may name another bundle: it must lie below a trusted root before a byte is read.
     manifest = read_manifest(settings.model_uri, BundleTrust.from_settings(settings))
@@ -76,10 +76,10 @@ def score_shard(settings, plan: dict, index: int, *, last_try: bool = True) -> d
     A failure that will not be retried (the last try, or an error no retry fixes) is recorded as the
     run's failure with the shard's real reason, unless the run already has a record, then re-raised.
     """
-    from scoring import batch
-    from scoring.bundle import load_bundle
-    from scoring.predict import Predictor
-    from scoring.trust import BundleTrust
+    from scoring.batch import engine as batch
+    from scoring.model.bundle import load_bundle
+    from scoring.model.predict import Predictor
+    from scoring.model.trust import BundleTrust
     from scoring_airflow.errors import NOT_RETRYABLE
 
     run_plan = batch.RunPlan.from_dict(plan)
@@ -102,8 +102,8 @@ def record_failure(settings, run_plan, reason: str, *, only_if_unrecorded: bool 
     Only if it has no record yet, by default: the first real reason stays, and a publish that
     recorded its own outcome keeps it.
     """
-    from scoring import batch
-    from scoring.db import upgrade
+    from scoring.batch import engine as batch
+    from scoring.batch.store.engines import upgrade
     from scoring_airflow.hook import ScoringDbHook
 
     try:
@@ -119,11 +119,11 @@ def record_failure(settings, run_plan, reason: str, *, only_if_unrecorded: bool 
 
 def publish(settings, engine, plan: dict, shard_results: list[dict], reject_threshold: float | None) -> dict:
     """Publish the run's staged shards in one transaction; a reject rate above the threshold fails the task."""
-    from scoring import batch
-    from scoring.bundle import read_manifest
-    from scoring.db import upgrade
-    from scoring.staging import ShardResult
-    from scoring.trust import BundleTrust
+    from scoring.batch import engine as batch
+    from scoring.batch.staging import ShardResult
+    from scoring.batch.store.engines import upgrade
+    from scoring.model.bundle import read_manifest
+    from scoring.model.trust import BundleTrust
 
     run_plan = batch.RunPlan.from_dict(plan)
     upgrade(engine)

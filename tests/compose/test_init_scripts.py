@@ -16,7 +16,7 @@ import boto3
 import pytest
 import sqlalchemy as sa
 
-from scoring.db import make_engine
+from scoring.batch.store.engines import make_engine
 from tests.compose.stack import ROOT
 
 POSTGRES_INIT = ROOT / "docker/postgres/create-databases.sh"

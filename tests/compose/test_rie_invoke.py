@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from scoring.stream_runner import invoke as runner_invoke
-from scoring.stream_runner import load_handler
+from scoring.stream.runner import invoke as runner_invoke
+from scoring.stream.runner import load_handler
 from tests.compose.stack import ROOT
 
 RIE_INVOKE = ROOT / "docker/stream/rie_invoke.py"

@@ -19,7 +19,7 @@ import pytest
 
 from scoring.cli import build_parser
 from scoring.settings import Settings
-from scoring.stream_runner import load_handler
+from scoring.stream.runner import load_handler
 from tests.compose.stack import (
     ROOT,
     argv,

@@ -10,7 +10,7 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 
-from scoring.partitions import PartitionKey
+from scoring.batch.partitions import PartitionKey
 from tests.conftest import make_rides
 from tests.dags.conftest import ROOT
 
@@ -98,7 +98,7 @@ def _staged_files(scoring_env: Path) -> list[Path]:
 
 
 def _runs(url: str) -> pd.DataFrame:
-    from scoring.db import make_engine
+    from scoring.batch.store.engines import make_engine
 
     engine = make_engine(url)
     with engine.connect() as conn:
@@ -116,7 +116,7 @@ def _state(run, task_id: str) -> str:
 
 
 def _stored(url: str) -> pd.DataFrame:
-    from scoring.db import make_engine
+    from scoring.batch.store.engines import make_engine
 
     engine = make_engine(url)
     with engine.connect() as conn:
@@ -130,7 +130,7 @@ def _stored(url: str) -> pd.DataFrame:
 @pytest.mark.postgres
 @pytest.mark.airflow
 def test_dag_test_run_publishes_the_closed_hour_once_even_when_rerun(airflow_db, dagbag, scoring_env, pg_schema_url):
-    from scoring.synthetic import write_partition
+    from scoring.demo.synthetic import write_partition
 
     # Given the 03:00 hour of rides, in three files
     write_partition(str(scoring_env), "rides", PartitionKey.parse("2026-01-01T03"), make_rides(900), files=3)
@@ -152,7 +152,7 @@ def test_dag_test_run_publishes_the_closed_hour_once_even_when_rerun(airflow_db,
 @pytest.mark.postgres
 @pytest.mark.airflow
 def test_manual_partition_param_overrides_the_interval(airflow_db, dagbag, scoring_env, pg_schema_url):
-    from scoring.synthetic import write_partition
+    from scoring.demo.synthetic import write_partition
 
     write_partition(str(scoring_env), "rides", PartitionKey.parse("2026-01-01T07"), make_rides(100), files=1)
     dag = dagbag.dags["score_rides_hourly"]
@@ -164,7 +164,7 @@ def test_manual_partition_param_overrides_the_interval(airflow_db, dagbag, scori
 @pytest.mark.postgres
 @pytest.mark.airflow
 def test_run_above_reject_threshold_fails_and_publishes_nothing(airflow_db, dagbag, scoring_env, pg_schema_url):
-    from scoring.synthetic import write_partition
+    from scoring.demo.synthetic import write_partition
 
     rides = make_rides(100)
     rides.loc[:9, "trip_distance"] = -1.0
@@ -184,7 +184,7 @@ def test_run_above_reject_threshold_fails_and_publishes_nothing(airflow_db, dagb
 @pytest.mark.postgres
 @pytest.mark.airflow
 def test_a_failed_shard_fails_the_run_and_cleanup_records_it(airflow_db, dagbag, scoring_env, pg_schema_url):
-    from scoring.synthetic import write_partition
+    from scoring.demo.synthetic import write_partition
 
     # Given an hour with one good file and one that is not Parquet
     key = PartitionKey.parse("2026-01-01T09")
@@ -210,9 +210,9 @@ def test_cleanup_records_a_failed_run_from_its_plan_when_the_bundle_is_gone(
 ):
     import shutil
 
-    from scoring import batch
+    from scoring.batch import engine as batch
+    from scoring.demo.synthetic import write_partition
     from scoring.settings import Settings
-    from scoring.synthetic import write_partition
     from scoring_airflow.dag_factory import _finish_run
 
     # Given a planned run whose bundle has since been deleted (or replaced, or lost its signature)
@@ -239,7 +239,7 @@ def test_cleanup_records_a_failed_run_from_its_plan_when_the_bundle_is_gone(
     # When cleanup finishes the run
     _finish_run(settings, plan.to_dict(), "manual__gone")
     # Then the run is recorded as failed with the planned model, without reading the bundle again
-    from scoring.db import make_engine
+    from scoring.batch.store.engines import make_engine
 
     engine = make_engine(pg_schema_url)
     with engine.connect() as conn:

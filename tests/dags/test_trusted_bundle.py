@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from scoring.partitions import PartitionKey
+from scoring.batch.partitions import PartitionKey
 from tests.conftest import make_rides
 from tests.dags.conftest import ROOT
 from tests.unit.test_trust import _evil_bundle
@@ -19,7 +19,7 @@ def test_a_model_bundle_param_outside_the_roots_fails_plan_without_retries(
 ):
     from airflow.models import DagBag
 
-    from scoring.synthetic import write_partition
+    from scoring.demo.synthetic import write_partition
 
     # Given a deployment whose model lives in demo_bundle_dir, and a partition ready to score
     root = tmp_path / "input"

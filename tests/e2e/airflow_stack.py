@@ -26,7 +26,7 @@ import requests
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from scoring.db import make_engine, normalize_url
+from scoring.batch.store.engines import make_engine, normalize_url
 from tests.support.gunicorn import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from scoring.db import normalize_url
+from scoring.batch.store.engines import normalize_url
 from tests.e2e.airflow_stack import (
     DAG_ID,
     AirflowStack,

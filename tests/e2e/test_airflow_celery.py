@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from scoring.partitions import PartitionKey
-from scoring.synthetic import write_partition
+from scoring.batch.partitions import PartitionKey
+from scoring.demo.synthetic import write_partition
 from tests.conftest import make_rides
 from tests.e2e.airflow_stack import DAG_ID, AirflowStack, partition_counts, scoring_run_ids
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from scoring.batch import RunSummary, score_partition
-from scoring.partitions import PartitionKey
-from scoring.predict import Predictor
-from scoring.synthetic import write_partition
+from scoring.batch.engine import RunSummary, score_partition
+from scoring.batch.partitions import PartitionKey
+from scoring.demo.synthetic import write_partition
+from scoring.model.predict import Predictor
 
 JOB = "score_rides_hourly"
 HOUR = PartitionKey.parse("2026-03-01T05")

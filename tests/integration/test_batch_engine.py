@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scoring.batch.partitions import PartitionKey
 from scoring.errors import PartitionNotFound, RejectThresholdExceeded
-from scoring.partitions import PartitionKey
 from tests.conftest import make_rides
 from tests.integration.batch_helpers import rejects, run, runs, stored, write_rides
 
@@ -159,8 +159,8 @@ def test_a_rejected_row_holding_infinity_or_nan_is_kept_and_the_rest_published(e
 
 def test_publishing_the_same_plan_again_replaces_its_own_record(engine, predictor, tmp_path):
     # Given a run that failed its threshold (a retried or cleared publish task re-publishes the same plan)
-    from scoring.batch import plan_run, publish_run, score_shard
-    from scoring.partitions import PartitionKey
+    from scoring.batch.engine import plan_run, publish_run, score_shard
+    from scoring.batch.partitions import PartitionKey
 
     rides = make_rides(100)
     rides.loc[:4, "trip_distance"] = np.nan
@@ -187,9 +187,9 @@ def test_publishing_the_same_plan_again_replaces_its_own_record(engine, predicto
 
 
 def test_a_shard_that_fails_leaves_no_staging_behind(predictor, tmp_path):
-    from scoring.batch import plan_run, score_shard
+    from scoring.batch.engine import plan_run, score_shard
+    from scoring.batch.partitions import PartitionKey
     from scoring.errors import InvalidInput
-    from scoring.partitions import PartitionKey
 
     key = PartitionKey.parse("2026-03-01T05")
     partition_dir = tmp_path / "in" / "rides" / "dt=2026-03-01" / "hour=05"

@@ -12,7 +12,7 @@ import boto3
 import pytest
 import sqlalchemy as sa
 
-from scoring.db import make_engine
+from scoring.batch.store.engines import make_engine
 from tests.conftest import make_rides
 from tests.integration.batch_helpers import HOUR, JOB, run, stored, write_rides
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from scoring.batch import raw_record_json
+from scoring.batch.engine import raw_record_json
 from scoring.errors import InvalidInput, PublishError
 from tests.conftest import make_rides
 from tests.integration.batch_helpers import HOUR, rejects, run, runs, stored, write_rides
@@ -179,7 +179,7 @@ def test_a_shard_error_in_the_cli_path_records_a_failed_run(engine, predictor, t
 
 def test_database_errors_do_not_print_the_row(pg_engine):
     # Given a row carrying a secret, too long for its column
-    from scoring.tables import scoring_runs
+    from scoring.batch.store.tables import scoring_runs
 
     secret = "s3cr3t-" + "x" * 30
     row = {
@@ -223,7 +223,7 @@ def test_a_failed_run_removes_its_staging(engine, predictor, tmp_path):
 
 def test_publish_of_a_plan_whose_staging_is_gone_says_so(engine, predictor, tmp_path):
     # Given a scored plan whose staging was cleaned up (a cleared publish task after the cleanup task)
-    from scoring.batch import plan_run, publish_run, remove_run_staging, score_shard
+    from scoring.batch.engine import plan_run, publish_run, remove_run_staging, score_shard
 
     write_rides(str(tmp_path / "in"), make_rides(50), files=1)
     plan = plan_run(
@@ -248,7 +248,7 @@ def test_a_failed_run_is_recorded_from_its_plan_when_the_bundle_can_no_longer_be
     # Given a run planned with a bundle (its name, version and sha256 kept in the plan) that is then deleted
     import shutil
 
-    from scoring.batch import plan_run, record_failed_run
+    from scoring.batch.engine import plan_run, record_failed_run
 
     bundle = tmp_path / "bundle"
     shutil.copytree(demo_bundle_dir, bundle)
@@ -282,7 +282,7 @@ def test_a_failed_run_is_recorded_from_its_plan_when_the_bundle_can_no_longer_be
 
 
 def test_publish_of_a_plan_whose_staging_is_gone_is_a_staging_gone_error(engine, predictor, tmp_path):
-    from scoring.batch import plan_run, publish_run, remove_run_staging, score_shard
+    from scoring.batch.engine import plan_run, publish_run, remove_run_staging, score_shard
     from scoring.errors import StagingGone
 
     write_rides(str(tmp_path / "in"), make_rides(50), files=1)
@@ -300,7 +300,7 @@ def test_publish_of_a_plan_whose_staging_is_gone_is_a_staging_gone_error(engine,
 
 
 def test_a_shard_of_a_plan_made_with_another_bundle_is_a_bundle_changed_error(predictor, tmp_path):
-    from scoring.batch import plan_run, score_shard
+    from scoring.batch.engine import plan_run, score_shard
     from scoring.errors import BundleChanged
 
     write_rides(str(tmp_path / "in"), make_rides(10), files=1)

@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from scoring import cli
-from scoring.partitions import PartitionKey
-from scoring.staging import shard_prefix
+from scoring.batch.partitions import PartitionKey
+from scoring.batch.staging import shard_prefix
 from tests.conftest import make_rides
 from tests.integration.batch_helpers import JOB, run, runs, stored, write_rides
 
@@ -51,7 +51,7 @@ def test_sweep_removes_runs_older_than_the_age_and_keeps_fresh_ones(tmp_path):
     for path in fresh:
         os.utime(path, (NOW.timestamp(), NOW.timestamp()))
     # When staging older than 24 hours is swept
-    from scoring.staging import sweep_staging
+    from scoring.batch.staging import sweep_staging
 
     swept = sweep_staging(str(root), max_age_hours=24, now=NOW)
     # Then only the old run's files are gone, with its directory
@@ -69,7 +69,7 @@ def test_sweep_keeps_a_run_with_any_recent_file(tmp_path):
     for path in files[:-1]:
         os.utime(path, (long_ago, long_ago))
     os.utime(files[-1], (NOW.timestamp(), NOW.timestamp()))
-    from scoring.staging import sweep_staging
+    from scoring.batch.staging import sweep_staging
 
     assert sweep_staging(str(root), max_age_hours=24, now=NOW).runs == 0
     assert len(_files(root)) == 6
@@ -86,7 +86,7 @@ def test_s3_staging_is_removed_after_a_run_and_swept_when_stale(aws, sqlite_engi
     assert summary.scored_rows == 120
     assert s3.list_objects_v2(Bucket="stage-clean").get("KeyCount") == 0
     # And stale staging left by a killed run is swept, fresh staging kept
-    from scoring.staging import sweep_staging
+    from scoring.batch.staging import sweep_staging
 
     _stage_run("s3://stage-clean/staging", "killed-run")
     _stage_run("s3://stage-clean/other", "not-under-the-root")
@@ -210,15 +210,15 @@ def test_a_symlink_out_of_the_input_root_is_not_followed(cli_env, capsys, caplog
     assert code == 0, err
     assert "skipping" in caplog.text and "part-00001.csv" in caplog.text
     assert "root:x" not in err + caplog.text
-    from scoring.db import make_engine
+    from scoring.batch.store.engines import make_engine
 
     engine = make_engine(f"sqlite:///{cli_env / 'db.sqlite'}")
     assert len(stored(engine)) == 30 and runs(engine)["input_rows"].tolist() == [30]
 
 
 def test_a_symlinked_partition_directory_out_of_the_root_is_not_followed(tmp_path):
+    from scoring.batch.reader import list_partition_files
     from scoring.errors import PartitionNotFound
-    from scoring.reader import list_partition_files
 
     elsewhere = tmp_path / "elsewhere"
     write_rides(str(elsewhere), make_rides(5), files=1)
@@ -231,7 +231,7 @@ def test_a_symlinked_partition_directory_out_of_the_root_is_not_followed(tmp_pat
 
 
 def test_a_symlink_inside_the_input_root_is_read(tmp_path):
-    from scoring.reader import list_partition_files
+    from scoring.batch.reader import list_partition_files
 
     write_rides(str(tmp_path / "in"), make_rides(5), files=1, key=PartitionKey.parse("2026-03-01T04"))
     target = tmp_path / "in" / "rides" / "dt=2026-03-01" / "hour=04" / "part-00000.parquet"
@@ -248,7 +248,7 @@ def test_a_failed_cli_run_is_recorded(cli_env, capsys):
     write_rides(str(cli_env / "in"), rides, files=1)
     code, err = _score(capsys, cli_env)
     assert code == 1 and "above the threshold" in _assert_one_error_line(err)
-    from scoring.db import make_engine
+    from scoring.batch.store.engines import make_engine
 
     engine = make_engine(f"sqlite:///{cli_env / 'db.sqlite'}")
     assert runs(engine)["status"].tolist() == ["failed"] and stored(engine).empty
@@ -259,7 +259,7 @@ def test_a_failed_cli_run_is_recorded(cli_env, capsys):
 
 
 def _plan(tmp_path, **model):
-    from scoring.batch import plan_run
+    from scoring.batch.engine import plan_run
 
     return plan_run(
         job=JOB,
@@ -272,7 +272,7 @@ def _plan(tmp_path, **model):
 
 
 def test_a_planned_file_swapped_for_a_symlink_out_of_the_root_is_refused_by_the_shard(predictor, tmp_path):
-    from scoring.batch import score_shard
+    from scoring.batch.engine import score_shard
     from scoring.errors import InvalidInput
 
     # Given a planned CSV partition whose first file is then replaced by a link to a file outside the input root
@@ -293,7 +293,7 @@ def test_a_planned_file_swapped_for_a_symlink_out_of_the_root_is_refused_by_the_
 
 
 def test_a_planned_file_swapped_for_a_symlink_inside_the_root_is_still_read(predictor, tmp_path):
-    from scoring.batch import score_shard
+    from scoring.batch.engine import score_shard
 
     # Given a planned file replaced by a link to another file of the input root
     other = write_rides(str(tmp_path / "in"), make_rides(7), files=1, key=PartitionKey.parse("2026-03-01T04"))
@@ -306,7 +306,7 @@ def test_a_planned_file_swapped_for_a_symlink_inside_the_root_is_still_read(pred
 
 
 def test_removing_a_run_does_not_delete_through_a_symlinked_job_folder(tmp_path):
-    from scoring.staging import remove_staged_run
+    from scoring.batch.staging import remove_staged_run
 
     # Given staging/<job> is a link to a folder outside the staging root holding shard-shaped files
     outside = tmp_path / "outside"

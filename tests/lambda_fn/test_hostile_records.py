@@ -10,9 +10,9 @@ import re
 
 import pytest
 
-from scoring import record_ids
 from scoring.errors import InvalidInput
-from scoring.stream_runner import kinesis_event_record
+from scoring.model import record_ids
+from scoring.stream.runner import kinesis_event_record
 
 pytestmark = pytest.mark.aws
 

@@ -9,7 +9,16 @@ from collections import Counter
 import pytest
 from botocore.exceptions import ClientError
 
-from scoring.sinks import FIFO_ID, ItemFailure, KinesisSink, OutputMessage, RetryPolicy, SqsSink, batches, fifo_id
+from scoring.stream.sinks import (
+    FIFO_ID,
+    ItemFailure,
+    KinesisSink,
+    OutputMessage,
+    RetryPolicy,
+    SqsSink,
+    batches,
+    fifo_id,
+)
 
 pytestmark = pytest.mark.aws
 

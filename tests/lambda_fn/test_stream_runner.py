@@ -12,7 +12,7 @@ import pytest
 
 from scoring.cli import main
 from scoring.errors import InvalidInput
-from scoring.stream_runner import CheckpointStore, PollLimits, invoke, kinesis_event_record, run_kinesis, run_sqs
+from scoring.stream.runner import CheckpointStore, PollLimits, invoke, kinesis_event_record, run_kinesis, run_sqs
 
 pytestmark = pytest.mark.aws
 

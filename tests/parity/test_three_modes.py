@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 import requests
 
+from scoring.batch.partitions import PartitionKey
 from scoring.cli import main
-from scoring.partitions import PartitionKey
-from scoring.synthetic import write_partition
+from scoring.demo.synthetic import write_partition
 from tests.conftest import make_rides
 from tests.integration.batch_helpers import run, stored
 from tests.support.gunicorn import running_gunicorn

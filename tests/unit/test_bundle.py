@@ -14,11 +14,11 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 
-from scoring.bundle import import_model, load_bundle, sha256_of
 from scoring.cli import main
 from scoring.errors import BundleIntegrityError, ModelLoadError
-from scoring.predict import Predictor
-from scoring.trust import BundleTrust
+from scoring.model.bundle import import_model, load_bundle, sha256_of
+from scoring.model.predict import Predictor
+from scoring.model.trust import BundleTrust
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
@@ -129,7 +129,7 @@ def test_pickle_from_an_older_scikit_learn_loads_with_a_warning(tmp_path, monkey
     (tmp_path / "model.bin").write_bytes(pickle.dumps((dv, model)))
     monkeypatch.undo()
     # When it is imported and loaded
-    with caplog.at_level(logging.WARNING, logger="scoring.bundle"):
+    with caplog.at_level(logging.WARNING, logger="scoring.model.bundle"):
         manifest = import_model(
             str(tmp_path / "model.bin"), str(tmp_path / "b"), name="m", version="1", features="ride_pu_do"
         )

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from sklearn.feature_extraction import DictVectorizer
 
 from scoring.errors import UnknownRecipe
-from scoring.features import get_recipe, records_for_vectorizer
-from scoring.vectorize import transform_columns
+from scoring.model.features import get_recipe, records_for_vectorizer
+from scoring.model.vectorize import transform_columns
 
 
 def test_pu_do_matches_the_tutorial_string_concatenation(rides):

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring.features import get_recipe
-from scoring.record_ids import MAX_ID_LENGTH, canonical_id, canonical_ids
-from scoring.schema import InputSchema
+from scoring.model.features import get_recipe
+from scoring.model.record_ids import MAX_ID_LENGTH, canonical_id, canonical_ids
+from scoring.model.schema import InputSchema
 
 SCHEMA = InputSchema(fields=get_recipe("ride_pu_do").inputs, id_field="ride_id")
 GOOD = {"PULocationID": 1, "DOLocationID": 2, "trip_distance": 1.5}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scoring.records import score_records
+from scoring.model.records import score_records
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 4.5}
 

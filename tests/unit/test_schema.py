@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from scoring.errors import InvalidInput
-from scoring.features import get_recipe
-from scoring.schema import InputSchema
+from scoring.model.features import get_recipe
+from scoring.model.schema import InputSchema
 
 SCHEMA = InputSchema(fields=get_recipe("ride_pu_do").inputs, id_field="ride_id")
 GOOD = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}

@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from scoring.batch.partitions import PartitionKey
 from scoring.errors import ConfigError, InvalidInput
-from scoring.partitions import PartitionKey
 from scoring.settings import Settings
 
 
@@ -73,7 +73,7 @@ def test_partition_for_a_dag_run(logical_date, run_after, hourly, expected):
 
 @pytest.mark.parametrize("job", ["score_rides_hourly", "score-rides.v2", "_backfill", "J" * 200])
 def test_job_names_that_fit_the_column_and_a_folder_are_accepted(job):
-    from scoring.batch import validate_job_name
+    from scoring.batch.engine import validate_job_name
 
     assert validate_job_name(job) == job
 
@@ -92,7 +92,7 @@ def test_job_names_that_fit_the_column_and_a_folder_are_accepted(job):
     ],
 )
 def test_bad_job_names_are_refused_by_plan_run(tmp_path, job, message):
-    from scoring.batch import plan_run
+    from scoring.batch.engine import plan_run
 
     # plan_run refuses before listing a file, so the partition need not exist
     with pytest.raises(InvalidInput, match=message):

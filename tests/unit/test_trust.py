@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from scoring.bundle import load_bundle, read_manifest, sha256_of
 from scoring.cli import main
+from scoring.demo.training import train_demo_bundle
 from scoring.errors import ConfigError, ModelLoadError, UntrustedBundle
+from scoring.model.bundle import load_bundle, read_manifest, sha256_of
+from scoring.model.trust import BundleTrust, sign_manifest
 from scoring.settings import Settings
-from scoring.training import train_demo_bundle
-from scoring.trust import BundleTrust, sign_manifest
 
 KEY = b"k" * 32
 

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from scoring.bundle import ModelBundle
+from scoring.model.bundle import ModelBundle
 from scoring.settings import Settings
 from webservice import create_app
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from scoring.records import score_records
+from scoring.model.records import score_records
 from webservice.batching import RequestCoalescer
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 4.5}

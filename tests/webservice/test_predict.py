@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from scoring.predict import Predictor
+from scoring.model.predict import Predictor
 from tests.conftest import make_rides
 from tests.webservice.conftest import TUTORIAL_RIDE
 

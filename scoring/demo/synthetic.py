@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scoring import storage
-from scoring.partitions import PartitionKey
+from scoring.batch.partitions import PartitionKey
 
 N_ZONES = 265
 

@@ -10,9 +10,9 @@ import numpy as np
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LinearRegression
 
-from scoring.bundle import Manifest, build_manifest, write_bundle
-from scoring.features import get_recipe, records_for_vectorizer
-from scoring.synthetic import duration_minutes, generate_rides
+from scoring.demo.synthetic import duration_minutes, generate_rides
+from scoring.model.bundle import Manifest, build_manifest, write_bundle
+from scoring.model.features import get_recipe, records_for_vectorizer
 
 DEMO_NAME = "ride_duration"
 

@@ -1,11 +1,11 @@
-"""Alembic environment: runs against the connection or URL handed in by scoring.db."""
+"""Alembic environment: runs against the connection or URL handed in by scoring.batch.store.engines."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from scoring.tables import metadata
+from scoring.batch.store.tables import metadata
 
 config = context.config
 
@@ -17,7 +17,7 @@ def run_migrations() -> None:
         return
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        raise RuntimeError("alembic needs a connection (scoring.db.upgrade) or sqlalchemy.url")
+        raise RuntimeError("alembic needs a connection (scoring.batch.store.engines.upgrade) or sqlalchemy.url")
     engine = create_engine(url)
     with engine.begin() as conn:
         _run(conn)

@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from scoring.tables import predictions, rejected_records, scoring_runs
+from scoring.batch.store.tables import predictions, rejected_records, scoring_runs
 
 COPY_COLUMNS = ("job", "partition_key", "record_id", "prediction", "model_name", "model_version", "run_id", "scored_at")
 CSV_OPTIONS = pacsv.WriteOptions(include_header=False)

@@ -28,15 +28,10 @@ import pyarrow as pa
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from scoring import storage, store
-from scoring.bundle import Manifest
-from scoring.db import describe, first_line
-from scoring.errors import BundleChanged, InvalidInput, PublishError, RejectThresholdExceeded, ScoringError, StagingGone
-from scoring.partitions import PartitionKey
-from scoring.predict import NON_FINITE_PREDICTION, Predictor
-from scoring.reader import list_partition_files, partition_uri, read_chunks
-from scoring.record_ids import canonical_ids
-from scoring.staging import (
+from scoring import storage
+from scoring.batch.partitions import PartitionKey
+from scoring.batch.reader import list_partition_files, partition_uri, read_chunks
+from scoring.batch.staging import (
     PREDICTION_SCHEMA,
     REJECT_SCHEMA,
     ShardResult,
@@ -45,7 +40,13 @@ from scoring.staging import (
     remove_staged_run,
     shard_prefix,
 )
-from scoring.tables import predictions, scoring_runs
+from scoring.batch.store import writes as store
+from scoring.batch.store.engines import describe, first_line
+from scoring.batch.store.tables import predictions, scoring_runs
+from scoring.errors import BundleChanged, InvalidInput, PublishError, RejectThresholdExceeded, ScoringError, StagingGone
+from scoring.model.bundle import Manifest
+from scoring.model.predict import NON_FINITE_PREDICTION, Predictor
+from scoring.model.record_ids import canonical_ids
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.errors import InvalidInput
-from scoring.record_ids import canonical_ids
+from scoring.model.record_ids import canonical_ids
 
 FIELD_TYPES = ("integer", "number", "string")
 MAX_EXACT_INTEGER = 2**53

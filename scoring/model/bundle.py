@@ -1,7 +1,7 @@
 """Model bundles: a directory (local or s3://) holding `model.bin` and its `model.json` manifest.
 
 A pickle runs code when it is loaded. So a bundle is read only from a trusted root, with its
-signature checked when a bundle key is set (scoring.trust), and the artifact's sha256 is checked
+signature checked when a bundle key is set (scoring.model.trust), and the artifact's sha256 is checked
 against the manifest BEFORE unpickling, and a mismatch is refused. A pickle written by an older scikit-learn still
 loads: the version difference is logged as a warning, not raised.
 """
@@ -24,9 +24,9 @@ from sklearn.pipeline import Pipeline
 
 from scoring import storage
 from scoring.errors import BundleIntegrityError, ModelLoadError, UnknownRecipe
-from scoring.features import get_recipe
-from scoring.schema import FieldSpec, InputSchema
-from scoring.trust import SIGNATURE_KEY, BundleTrust, read_without_links, require_plain_file_name, sign_manifest
+from scoring.model.features import get_recipe
+from scoring.model.schema import FieldSpec, InputSchema
+from scoring.model.trust import SIGNATURE_KEY, BundleTrust, read_without_links, require_plain_file_name, sign_manifest
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class Manifest:
     artifact: str = ARTIFACT_NAME
     sklearn_version: str = sklearn.__version__
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    # HMAC of the rest of the manifest, made at import when SCORING_BUNDLE_KEY is set (scoring.trust).
+    # HMAC of the rest of the manifest, made at import when SCORING_BUNDLE_KEY is set (scoring.model.trust).
     signature: str | None = None
 
     @classmethod

@@ -398,7 +398,7 @@ def run_kinesis(
 
 
 def _aws_client(service: str) -> Any:
-    from scoring.sinks import aws_client  # lazy: `scoring --help` should not pay for boto3 and the model stack
+    from scoring.stream.sinks import aws_client  # lazy: `scoring --help` should not pay for boto3 and the model stack
 
     return aws_client(service)
 

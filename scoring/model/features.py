@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.errors import UnknownRecipe
-from scoring.schema import FieldSpec
+from scoring.model.schema import FieldSpec
 
 LOCATION_FIELDS = (
     FieldSpec("PULocationID", "integer", required=True, minimum=0),

@@ -26,8 +26,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from scoring import storage
+from scoring.batch.partitions import PartitionKey
 from scoring.errors import InvalidInput, PartitionNotFound
-from scoring.partitions import PartitionKey
 
 log = logging.getLogger(__name__)
 

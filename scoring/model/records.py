@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scoring.predict import NON_FINITE_PREDICTION, Predictor
+from scoring.model.predict import NON_FINITE_PREDICTION, Predictor
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from scoring.bundle import Manifest
 from scoring.errors import InvalidInput
-from scoring.predict import Predictor
-from scoring.record_ids import canonical_id
-from scoring.records import RecordOutcome, score_records
-from scoring.sinks import KINESIS_MAX_PARTITION_KEY, ItemFailure, OutputMessage, Sink, dead_letter
+from scoring.model.bundle import Manifest
+from scoring.model.predict import Predictor
+from scoring.model.record_ids import canonical_id
+from scoring.model.records import RecordOutcome, score_records
+from scoring.stream.sinks import KINESIS_MAX_PARTITION_KEY, ItemFailure, OutputMessage, Sink, dead_letter
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from scoring.bundle import ModelBundle
-from scoring.features import Recipe, get_recipe, records_for_vectorizer
-from scoring.vectorize import transform_columns
+from scoring.model.bundle import ModelBundle
+from scoring.model.features import Recipe, get_recipe, records_for_vectorizer
+from scoring.model.vectorize import transform_columns
 
 # Extreme but valid inputs (a distance of 1e308) can overflow a linear model; such a row is
 # rejected like invalid input rather than stored or answered as infinity.

@@ -1,0 +1,1 @@
+"""The embedded demo: synthetic rides with NYC TLC columns, and the demo bundle trained on them."""

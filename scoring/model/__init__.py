@@ -1,0 +1,20 @@
+"""The model kernel: bundles and who may load them, the input schema and record ids, features, prediction.
+
+It knows nothing of partitions, databases or streams; batch, stream, the web service and the demo build on it.
+"""
+
+from scoring.model.bundle import Manifest, ModelBundle, load_bundle, read_manifest
+from scoring.model.predict import Predictor
+from scoring.model.records import RecordOutcome, score_records
+from scoring.model.trust import BundleTrust
+
+__all__ = [
+    "BundleTrust",
+    "Manifest",
+    "ModelBundle",
+    "Predictor",
+    "RecordOutcome",
+    "load_bundle",
+    "read_manifest",
+    "score_records",
+]
