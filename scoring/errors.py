@@ -56,3 +56,31 @@ class StagingGone(PublishError):
 
 class BundleChanged(PublishError):
     """The bundle's sha256 differs from the one the run was planned with; only a new run helps."""
+
+
+class InvalidPartitionKey(ScoringError):
+    """A partition key that is neither YYYY-MM-DD nor YYYY-MM-DDTHH with a real date and hour."""
+
+
+class InvalidJobName(ScoringError):
+    """A job name that cannot be a column value and a folder name."""
+
+
+class UnreadableInput(ScoringError):
+    """An input file that cannot be read as what its name says (corrupt Parquet, malformed CSV, a link out of the root)."""
+
+
+class MalformedEvent(ScoringError):
+    """A stream event that is not a Kinesis or SQS batch at all (not an object, no Records list)."""
+
+
+class DatabaseUnavailable(ScoringError):
+    """The predictions database cannot be reached (down, wrong host or port, refused credentials)."""
+
+
+class DatabaseBehind(ScoringError):
+    """The predictions database's schema is older than this code; `scoring db upgrade` brings it up to date."""
+
+
+class DuplicateRecordIds(Exception):
+    """The partition holds a record id twice; the publisher deduplicates and publishes again (never reaches a user)."""
