@@ -37,8 +37,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: the documented 250 MB
-# Streaming never imports these: they serve batch scoring and the predictions store.
-NOT_FOR_STREAMING = {"pyarrow", "sqlalchemy", "alembic", "psycopg2-binary"}
 # The Lambda Python runtimes include boto3; resolving with it keeps shared dependencies compatible with it.
 RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "urllib3"}
 # python3.11 runs on Amazon Linux 2 (glibc 2.26); python3.12 and later on Amazon Linux 2023 (glibc 2.34).
@@ -69,17 +67,46 @@ def normalized(requirement: str) -> str:
 
 
 def streaming_requirements() -> list[str]:
-    """The installed project's core dependencies (pyproject's, no extras) that the streaming path needs."""
+    """The installed project's core dependencies (pyproject's, no extras): all that the streaming path needs."""
     dependencies = [d for d in importlib.metadata.requires("ride-scoring") or [] if "extra ==" not in d]
-    return [d.split(";")[0].strip() for d in dependencies if normalized(d) not in NOT_FOR_STREAMING]
+    return [d.split(";")[0].strip() for d in dependencies]
+
+
+def lock_path(python_version: str) -> Path:
+    """The pinned resolution for a runtime: the wheels that load on its glibc, which differ from development's."""
+    return REPO / "lambda" / f"constraints-py{python_version}.txt"
+
+
+def pip_command(requirements: list[str], python_version: str, *options: str) -> list[str]:
+    """pip install for the function's runtime: its Python, its glibc's wheels, binaries only."""
+    platforms = PLATFORMS.get(python_version, PLATFORMS["default"])
+    command = [sys.executable, "-m", "pip", "install", "--quiet", *options]
+    command += [f"--platform={p}" for p in platforms]
+    command += ["--implementation", "cp", "--python-version", python_version, "--only-binary=:all:", *requirements]
+    return command
 
 
 def pip_install(stage: Path, requirements: list[str], python_version: str) -> None:
-    platforms = PLATFORMS.get(python_version, PLATFORMS["default"])
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(stage)]
-    command += [f"--platform={p}" for p in platforms]
-    command += ["--implementation", "cp", "--python-version", python_version, "--only-binary=:all:", *requirements]
+    lock = lock_path(python_version)
+    pinned = ["--constraint", str(lock)] if lock.exists() else []
+    if not pinned:
+        print(f"no {lock.name}: resolving the newest wheels for python{python_version} (make lambda-lock pins them)")
+    command = pip_command(requirements, python_version, "--no-compile", "--target", str(stage), *pinned)
     subprocess.run(command, check=True)
+
+
+def write_lock(python_version: str) -> Path:
+    """Resolve the streaming requirements for the runtime afresh and pin the result beside this file."""
+    with tempfile.TemporaryDirectory() as work:
+        report = Path(work, "report.json")
+        options = ("--dry-run", "--ignore-installed", "--target", work, "--report", str(report))
+        subprocess.run(pip_command(streaming_requirements(), python_version, *options), check=True)
+        installs = json.loads(report.read_text())["install"]
+    pins = sorted(f"{item['metadata']['name']}=={item['metadata']['version']}" for item in installs)
+    lock = lock_path(python_version)
+    header = f"# The Lambda python{python_version} runtime's resolution (make lambda-lock); build_zip.py and lambda/Dockerfile install with it.\n"
+    lock.write_text(header + "\n".join(pins) + "\n")
+    return lock
 
 
 def remove_distribution(stage: Path, name: str) -> None:
@@ -188,7 +215,12 @@ def main() -> int:
     parser.add_argument(
         "--bundle", help="a bundle directory to bake in as model/ (else use SCORING_MODEL_URI=s3://...)"
     )
+    parser.add_argument("--lock", action="store_true", help="only pin the runtime's resolution, build nothing")
     args = parser.parse_args()
+    if args.lock:
+        lock = write_lock(args.python_version)
+        print(f"{lock}: {len(lock.read_text().splitlines()) - 1} pinned packages for python{args.python_version}")
+        return 0
 
     out = Path(args.out)
     stage = out.with_suffix("")

@@ -17,3 +17,8 @@ lambda-image:
 # The 100-record handler vs the tutorial's per-record loop, and cold starts (run lambda-zip first to include the zip's).
 bench-stream: install
 	$(BIN)/python bench/stream.py
+
+.PHONY: lambda-lock
+# Pin the wheels the function's runtime gets (its glibc takes older ones than development's); make lock calls it.
+lambda-lock: install
+	$(BIN)/python lambda/build_zip.py --lock --python-version $(LAMBDA_PYTHON)

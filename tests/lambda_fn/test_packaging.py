@@ -43,3 +43,14 @@ def test_prune_keeps_helpers_that_library_code_imports_from_its_tests(build_zip,
     (tmp_path / "scipy.pyx").write_text("x")
     build_zip.prune(tmp_path)
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["_natype.py"]
+
+
+def test_the_default_runtime_installs_from_its_own_lock(build_zip):
+    # The zip and the image install with the runtime's pins, which are older than development's where the
+    # runtime's glibc takes no newer wheels; every streaming requirement is pinned there.
+    lock = build_zip.lock_path("3.11")
+    pins = dict(line.split("==") for line in lock.read_text().splitlines() if "==" in line)
+    wanted = {build_zip.normalized(r) for r in build_zip.streaming_requirements()}
+    assert wanted <= {build_zip.normalized(name) for name in pins}
+    command = build_zip.pip_command(["scikit-learn"], "3.11", "--constraint", str(lock))
+    assert "--only-binary=:all:" in command and "--platform=manylinux2014_x86_64" in command
