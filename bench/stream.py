@@ -32,18 +32,18 @@ from moto.server import ThreadedMotoServer
 
 from scoring.demo.synthetic import generate_rides
 from scoring.demo.training import train_demo_bundle
-from scoring.stream.runner import kinesis_event_record
+from scoring.stream.runner import load_module
+from scoring.stream.wire import kinesis_event_record
 
 HANDLER = Path(__file__).resolve().parents[1] / "lambda" / "lambda_function.py"
 STREAM_ARN = "arn:aws:kinesis:us-east-1:000000000000:stream/rides"
 
+# As the Lambda runtime does: the handler's folder first on sys.path, the module imported by name.
 COLD_START = """
-import importlib.util, sys, time
+import importlib, os, sys, time
 started = time.perf_counter()
-sys.path[:0] = sys.argv[2:]
-spec = importlib.util.spec_from_file_location("lambda_function", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
+sys.path[:0] = [os.path.dirname(sys.argv[1]), *sys.argv[2:]]
+importlib.import_module("lambda_function")
 print(time.perf_counter() - started)
 """
 
@@ -77,13 +77,6 @@ def tutorial_loop(event: dict, dv, model, manifest, kinesis, stream: str) -> lis
         kinesis.put_record(StreamName=stream, Data=json.dumps(output), PartitionKey=str(ride_id))
         outputs.append(output)
     return outputs
-
-
-def load_handler():
-    spec = importlib.util.spec_from_file_location("lambda_function", HANDLER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def cold_starts(count: int, zip_tree: Path | None = None) -> list[float]:
@@ -140,8 +133,8 @@ def main() -> int:
         for stream in ("predictions-handler", "predictions-tutorial"):
             kinesis.create_stream(StreamName=stream, ShardCount=1)
             kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 0.1})
-        handler = load_handler()
-        bundle = handler.PREDICTOR.bundle
+        handler = load_module(HANDLER)
+        bundle = handler.HANDLER.predictor.bundle
         event = kinesis_event(args.records)
 
         def run_handler():

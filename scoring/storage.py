@@ -1,7 +1,7 @@
 """Byte-level access to local paths and s3:// URIs, so bundles and partitions live in either.
 
-boto3 is imported lazily: the online and batch paths on local files never pay for it. boto3 reads
-AWS_ENDPOINT_URL itself, which is how tests and compose point it at moto or LocalStack.
+S3 clients come from scoring.aws, which imports boto3 lazily: the online and batch paths on local
+files never pay for it.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
+from scoring import aws
+
 
 @dataclass(frozen=True)
 class S3Location:
+    """An s3:// URI split into its bucket and key."""
+
     bucket: str
     key: str
-
-    def child(self, name: str) -> S3Location:
-        return S3Location(self.bucket, f"{self.key.rstrip('/')}/{name}" if self.key else name)
 
 
 def is_s3(uri: str) -> bool:
@@ -42,23 +43,17 @@ def join(uri: str, *parts: str) -> str:
     return str(Path(uri, *parts))
 
 
-def s3_client():
-    import boto3  # lazy: only S3 users pay for the import
-
-    return boto3.client("s3")
-
-
 def read_bytes(uri: str) -> bytes:
     if is_s3(uri):
         loc = parse_s3(uri)
-        return s3_client().get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
+        return aws.client("s3").get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
     return Path(uri).read_bytes()
 
 
 def write_bytes(uri: str, data: bytes) -> None:
     if is_s3(uri):
         loc = parse_s3(uri)
-        s3_client().put_object(Bucket=loc.bucket, Key=loc.key, Body=data)
+        aws.client("s3").put_object(Bucket=loc.bucket, Key=loc.key, Body=data)
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +65,7 @@ def list_files(uri: str) -> list[str]:
     if is_s3(uri):
         loc = parse_s3(uri)
         prefix = loc.key.rstrip("/") + "/" if loc.key else ""
-        paginator = s3_client().get_paginator("list_objects_v2")
+        paginator = aws.client("s3").get_paginator("list_objects_v2")
         keys = [
             obj["Key"]
             for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix)
@@ -97,7 +92,7 @@ def list_file_info(uri: str) -> list[FileInfo]:
     if is_s3(uri):
         loc = parse_s3(uri)
         prefix = loc.key.rstrip("/") + "/" if loc.key else ""
-        paginator = s3_client().get_paginator("list_objects_v2")
+        paginator = aws.client("s3").get_paginator("list_objects_v2")
         return sorted(
             (
                 FileInfo(f"s3://{loc.bucket}/{obj['Key']}", int(obj["Size"]), obj["LastModified"])
@@ -124,7 +119,7 @@ def exists(uri: str) -> bool:
 
         loc = parse_s3(uri)
         try:
-            s3_client().head_object(Bucket=loc.bucket, Key=loc.key)
+            aws.client("s3").head_object(Bucket=loc.bucket, Key=loc.key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
@@ -144,7 +139,7 @@ def delete_files(uris: list[str]) -> None:
             loc = parse_s3(uri)
             by_bucket.setdefault(loc.bucket, []).append(loc.key)
     for bucket, keys in by_bucket.items():
-        client = s3_client()
+        client = aws.client("s3")
         for start in range(0, len(keys), 1000):
             objects = [{"Key": key} for key in keys[start : start + 1000]]
             response = client.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
@@ -173,7 +168,7 @@ def download_to(uri: str, target: IO[bytes]) -> None:
     """Stream an object into an open file, chunk by chunk, so memory stays flat."""
     if is_s3(uri):
         loc = parse_s3(uri)
-        s3_client().download_fileobj(loc.bucket, loc.key, target)
+        aws.client("s3").download_fileobj(loc.bucket, loc.key, target)
         return
     with open(uri, "rb") as source:
         shutil.copyfileobj(source, target)
@@ -183,7 +178,7 @@ def upload_from(source: IO[bytes], uri: str) -> None:
     """Stream an open file to an s3:// URI (multipart for large files) or copy it to a local path."""
     if is_s3(uri):
         loc = parse_s3(uri)
-        s3_client().upload_fileobj(source, loc.bucket, loc.key)
+        aws.client("s3").upload_fileobj(source, loc.bucket, loc.key)
         return
     Path(uri).parent.mkdir(parents=True, exist_ok=True)
     with open(uri, "wb") as target:

@@ -1,6 +1,6 @@
 """Invoke the Lambda container over HTTP, as the Lambda service does, for `scoring stream run`.
 
-The local event-source runner (scoring/stream/runner.py) polls Kinesis or SQS and calls a handler it
+The local event source (scoring/stream/runner/, `scoring stream run`) polls Kinesis or SQS and calls a handler it
 loads from a file. Given this file (`--function /srv/stream/rie_invoke.py:lambda_handler`), that
 handler hands each batch to the function running in the Lambda image under its runtime interface
 emulator (RIE), through the same Invoke API path AWS uses; the runner then reads the function's

@@ -2,7 +2,8 @@
 
 A Kinesis record carries its payload base64-encoded in `kinesis.data` and is named by its sequence
 number; an SQS record carries it as text in `body` and is named by its message id. Whatever one
-record holds, it fails alone while the rest of the batch is scored in one vectorised predict.
+record holds, it fails alone while the rest of the batch is scored in one vectorised predict. Those
+shapes, the answer's and the published message's are defined in wire.py.
 
 A record that can never succeed (undecodable, invalid, unencodable) goes to the dead-letter queue
 with its reason and counts as handled; only what a retry can fix (a write) is reported in
@@ -14,8 +15,6 @@ on it, and an SQS FIFO output uses it as the deduplication id.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -23,12 +22,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from scoring.errors import InvalidInput
+from scoring.errors import MalformedEvent
 from scoring.model.bundle import Manifest
 from scoring.model.predict import Predictor
 from scoring.model.record_ids import canonical_id
 from scoring.model.records import RecordOutcome, score_records
-from scoring.stream.sinks import KINESIS_MAX_PARTITION_KEY, ItemFailure, OutputMessage, Sink, dead_letter
+from scoring.stream import wire
+from scoring.stream.dead_letters import dead_letter
+from scoring.stream.sinks import KINESIS_MAX_PARTITION_KEY, ItemFailure, OutputMessage, Sink
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,10 @@ def record_key(source_arn: Any, item_id: str) -> str:
 def decode_event(event: Any, id_field: str) -> list[StreamItem]:
     """One StreamItem per Kinesis or SQS record of `event`, in order; a bad payload fails only its item."""
     if not isinstance(event, Mapping):
-        raise InvalidInput(f"the event is {_kind(event)}, not an object: it is not a Kinesis or SQS event")
+        raise MalformedEvent(f"the event is {_kind(event)}, not an object: it is not a Kinesis or SQS event")
     records = event.get("Records")
     if not isinstance(records, list):
-        raise InvalidInput("the event has no 'Records' list: it is not a Kinesis or SQS event")
+        raise MalformedEvent("the event has no 'Records' list: it is not a Kinesis or SQS event")
     return [_decode_record(position, raw, id_field) for position, raw in enumerate(records)]
 
 
@@ -81,43 +82,24 @@ def _kind(value: Any) -> str:
 
 
 def _decode_record(position: int, raw: Any, id_field: str) -> StreamItem:
-    source = raw.get("eventSource") if isinstance(raw, dict) else None
+    item_id = wire.item_id(raw)
     # Without an identifier a record cannot be reported alone, so the whole batch must fail and be retried.
-    if source == "aws:kinesis" and isinstance(raw.get("kinesis"), dict) and raw["kinesis"].get("sequenceNumber"):
-        item_id = str(raw["kinesis"]["sequenceNumber"])
-    elif source == "aws:sqs" and raw.get("messageId"):
-        item_id = str(raw["messageId"])
-    else:
-        raise InvalidInput(f"event record {position} is neither a Kinesis record nor an SQS message")
+    if item_id is None:
+        raise MalformedEvent(f"event record {position} is neither a Kinesis record nor an SQS message")
     key = record_key(raw.get("eventSourceARN"), item_id)
     try:
-        record, error = _read_payload(raw, source, id_field)
+        record, error = _read_payload(raw, id_field)
     except Exception as exc:
         # Whatever else a record holds, reading it fails that record, never its batch.
         record, error = None, f"the record could not be read ({type(exc).__name__})"
     return StreamItem(item_id, key, raw, record=record, error=error)
 
 
-def _read_payload(raw: dict[str, Any], source: str, id_field: str) -> tuple[dict[str, Any] | None, str | None]:
-    if source == "aws:kinesis":
-        text, error = _kinesis_text(raw["kinesis"].get("data"))
-    else:
-        body = raw.get("body")
-        text, error = (body, None) if isinstance(body, str) else (None, "the message has no text body")
+def _read_payload(raw: dict[str, Any], id_field: str) -> tuple[dict[str, Any] | None, str | None]:
+    text, error = wire.payload_text(raw)
     if error is not None or text is None:
         return None, error
     return parse_payload(text, id_field)
-
-
-def _kinesis_text(data: Any) -> tuple[str | None, str | None]:
-    if not isinstance(data, str):
-        return None, "the record has no base64 'data'"
-    try:
-        return base64.b64decode(data, validate=True).decode("utf-8"), None
-    except binascii.Error:
-        return None, "the record's data is not valid base64"
-    except UnicodeDecodeError:
-        return None, "the record's data is not UTF-8 text"
 
 
 def parse_payload(text: str, id_field: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -150,16 +132,6 @@ def _id_problem(record: Mapping[str, Any], id_field: str) -> str | None:
     return f"missing id field '{id_field}'" if text is None else None
 
 
-def build_output(manifest: Manifest, record_id: Any, value: float, key: str) -> dict[str, Any]:
-    """The published message: {"model", "version", "prediction": {output: value, id_field: id}, "key"}."""
-    return {
-        "model": manifest.name,
-        "version": manifest.version,
-        "prediction": {manifest.output: value, manifest.id_field: record_id},
-        "key": key,
-    }
-
-
 def _output(manifest: Manifest, item: StreamItem, value: float) -> OutputMessage:
     assert item.record is not None
     # Echo the id as sent (256 stays a number), so consumers can match it to their ride; shard by its
@@ -167,7 +139,9 @@ def _output(manifest: Manifest, item: StreamItem, value: float) -> OutputMessage
     record_id = item.record[manifest.id_field]
     text = canonical_id(record_id)[0]
     partition_key = text if text and len(text) <= KINESIS_MAX_PARTITION_KEY else item.key
-    return OutputMessage.of(item.item_id, item.key, partition_key, build_output(manifest, record_id, value, item.key))
+    return OutputMessage.of(
+        item.item_id, item.key, partition_key, wire.prediction_message(manifest, record_id, value, item.key)
+    )
 
 
 def score_event(predictor: Predictor, event: Any) -> StreamResult:
@@ -238,10 +212,8 @@ def handle_event(
         log.warning("stream item %s failed: %s", failure.item_id, failure.reason)
     reported = [failure for failure in write_failures if failure.retryable]
     reported += _not_dead_lettered(result.items, permanent, dead_letters)
-    return {
-        "batchItemFailures": [{"itemIdentifier": i} for i in _in_event_order(result.items, reported)],
-        "predictions": [message.body for message in result.outputs if message.item_id not in not_written],
-    }
+    published = [message.body for message in result.outputs if message.item_id not in not_written]
+    return wire.batch_response(_in_event_order(result.items, reported), published)
 
 
 def _not_dead_lettered(

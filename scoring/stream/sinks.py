@@ -1,28 +1,26 @@
-"""Messages and where they go: prediction messages to a Kinesis stream or an SQS queue, dead letters to SQS.
+"""Messages and where they go: a Kinesis stream or an SQS queue (prediction messages, and dead letters).
 
 A message is encoded and checked when it is made (OutputMessage.of), so a record whose message cannot
 be encoded fails alone before anything is written, and a write never stops halfway on one record.
 Both APIs accept a batch and may refuse some entries of it (throttling, an internal error). Refused
 entries are retried with a short backoff; what is still refused after the last attempt is mapped
 back to the input item it answers, so the handler reports exactly those items in
-`batchItemFailures` and the event source retries them. boto3 is imported lazily.
+`batchItemFailures` and the event source retries them. Clients come from scoring.aws.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from scoring import aws
 from scoring.errors import ConfigError
 from scoring.settings import Settings
-
-log = logging.getLogger(__name__)
 
 # Service limits: PutRecords takes 500 records and 5 MiB; SendMessageBatch 10 messages and 256 KiB.
 KINESIS_MAX_RECORDS = 500
@@ -34,8 +32,6 @@ MAX_MESSAGE_BYTES = SQS_MAX_BYTES
 KINESIS_MAX_PARTITION_KEY = 256
 # What SQS accepts in a FIFO MessageGroupId: ASCII letters, digits and punctuation, at most 128.
 FIFO_ID = re.compile(r"[!-~]{1,128}")
-# A dead letter keeps its reason whole up to this many characters.
-MAX_REASON_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -83,35 +79,6 @@ class Sink(Protocol):
 
 # (message, reason, worth retrying) for each entry the service refused.
 Refusal = tuple[OutputMessage, str, bool]
-
-
-def dead_letter(item_id: str, key: str, raw: Any, reason: str) -> OutputMessage:
-    """The dead-letter message of an item that can never succeed: its key, reason and event record, within SQS's limit.
-
-    The event record is kept whole when it fits, so `{"Records": [letter["record"]]}` replays it; a
-    payload too large for SQS (Kinesis takes 1 MiB) is dropped and named, and the record's source
-    ARN and sequence number (or message id) say where to read it again. Never raises.
-    """
-    letter: dict[str, Any] = {"key": key, "itemIdentifier": item_id, "reason": reason[:MAX_REASON_CHARS]}
-    for record, dropped in _records_to_keep(raw):
-        try:
-            return OutputMessage.of(item_id, key, key, {**letter, "record": record, **dropped})
-        except (TypeError, ValueError):
-            continue
-    letter["itemIdentifier"] = item_id[:MAX_REASON_CHARS]
-    return OutputMessage.of(item_id, key, key, {**letter, "record": None, "dropped": "the event record"})
-
-
-def _records_to_keep(raw: Any) -> Iterator[tuple[Any, dict[str, str]]]:
-    yield raw, {}
-    if isinstance(raw, Mapping) and isinstance(raw.get("kinesis"), Mapping):
-        data = raw["kinesis"].get("data")
-        size = len(data) if isinstance(data, str) else 0
-        yield {**raw, "kinesis": {**raw["kinesis"], "data": None}}, {"dropped": f"kinesis.data ({size} characters)"}
-    elif isinstance(raw, Mapping) and "body" in raw:
-        body = raw.get("body")
-        size = len(body) if isinstance(body, str) else 0
-        yield {**raw, "body": None}, {"dropped": f"body ({size} characters)"}
 
 
 def fifo_id(text: str) -> str:
@@ -183,13 +150,6 @@ def batches(messages: Sequence[OutputMessage], max_count: int, max_bytes: int) -
         yield batch
 
 
-def aws_client(service: str) -> Any:
-    """A boto3 client; AWS_ENDPOINT_URL points it at moto or LocalStack when set."""
-    import boto3  # lazy: only the streaming path pays for it
-
-    return boto3.client(service)
-
-
 @dataclass
 class KinesisSink:
     """Writes messages to a Kinesis stream with PutRecords, keyed by record id so a ride keeps its shard."""
@@ -200,7 +160,7 @@ class KinesisSink:
 
     def __post_init__(self) -> None:
         if self.client is None:
-            self.client = aws_client("kinesis")
+            self.client = aws.client("kinesis")
 
     def write(self, messages: Sequence[OutputMessage]) -> list[ItemFailure]:
         """Publish every message; the items whose message was still refused after retries."""
@@ -229,7 +189,7 @@ class SqsSink:
 
     def __post_init__(self) -> None:
         if self.client is None:
-            self.client = aws_client("sqs")
+            self.client = aws.client("sqs")
 
     @property
     def fifo(self) -> bool:
@@ -271,17 +231,4 @@ def make_sink(settings: Settings) -> Sink | None:
         if not settings.output_queue_url:
             raise ConfigError("SCORING_STREAM_OUTPUT=sqs needs SCORING_OUTPUT_QUEUE_URL")
         return SqsSink(settings.output_queue_url)
-    return None
-
-
-def make_dead_letters(settings: Settings) -> Sink | None:
-    """The dead-letter queue SCORING_DEAD_LETTER_QUEUE_URL names; without one, say once what that costs."""
-    if settings.dead_letter_queue_url:
-        return SqsSink(settings.dead_letter_queue_url)
-    # Called once per container (the cold start), so this is said once, not for every bad record.
-    log.warning(
-        "SCORING_DEAD_LETTER_QUEUE_URL is not set: records that can never succeed are reported in "
-        "batchItemFailures and retried until the event source gives up (on Kinesis, every later record "
-        "of their batch is read and published again)"
-    )
     return None

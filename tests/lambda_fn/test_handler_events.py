@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from scoring.errors import ConfigError, InvalidInput
+from scoring.errors import ConfigError, MalformedEvent
 from scoring.stream.events import parse_payload, record_key
 
 # Sequence numbers and message ids of tests/lambda_fn/events/*.json, with what each record holds.
@@ -38,7 +38,9 @@ def item_id(record: dict) -> str:
 def expected_durations(predictor, rides: list[tuple[int, int, float]]) -> list[float]:
     """What the batch path predicts for the same rides."""
     flat = [{"PULocationID": pu, "DOLocationID": do, "trip_distance": km} for pu, do, km in rides]
-    return predictor.predict(predictor.schema.require_valid(flat)).tolist()
+    checked = predictor.schema.validate_records(flat)
+    assert checked.rejected.empty
+    return predictor.predict(checked.valid).tolist()
 
 
 @pytest.mark.parametrize(("event_file", "contents"), RECORDED)
@@ -152,9 +154,9 @@ def test_kinesis_data_problems_are_reported_per_record(cold_start, recorded_even
 def test_an_event_that_is_not_from_kinesis_or_sqs_fails_the_whole_invocation(cold_start):
     # A record without a sequence number or message id cannot be reported alone: Lambda must retry the batch.
     handler = cold_start()
-    with pytest.raises(InvalidInput, match="record 0 is neither"):
+    with pytest.raises(MalformedEvent, match="record 0 is neither"):
         handler.lambda_handler({"Records": [{"eventSource": "aws:s3"}]}, None)
-    with pytest.raises(InvalidInput, match="no 'Records' list"):
+    with pytest.raises(MalformedEvent, match="no 'Records' list"):
         handler.lambda_handler({"detail": {}}, None)
 
 

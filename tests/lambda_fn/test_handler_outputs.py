@@ -11,10 +11,9 @@ import boto3
 import pytest
 
 from scoring.errors import BundleIntegrityError
+from tests.support.lambda_handler import HANDLER_PATH
 
 pytestmark = pytest.mark.aws
-
-HANDLER = Path(__file__).resolve().parents[2] / "lambda" / "lambda_function.py"
 
 
 class RefuseRide:
@@ -88,8 +87,8 @@ def test_an_output_that_cannot_be_written_is_reported_with_the_poison_records(
     event = recorded_event(event_file)
     poison = [f["itemIdentifier"] for f in cold_start().lambda_handler(event, None)["batchItemFailures"]]
     handler, published_messages = publishing_handler(output)
-    handler.SINK.client = RefuseRide(handler.SINK.client, 256)
-    handler.SINK.retry.sleep = lambda seconds: None
+    handler.HANDLER.sink.client = RefuseRide(handler.HANDLER.sink.client, 256)
+    handler.HANDLER.sink.retry.sleep = lambda seconds: None
     # When the event is handled
     response = handler.lambda_handler(event, None)
     # Then ride 256's input item (the event's first) is reported with the poison records, in event order
@@ -112,7 +111,7 @@ def test_bundle_is_loaded_from_s3_and_its_sha256_checked(aws, demo_bundle_dir, c
     # When a container starts with SCORING_MODEL_URI pointing at it
     from_s3 = cold_start(SCORING_MODEL_URI="s3://models/ride_duration/1/")
     # Then it predicts exactly what the local bundle predicts
-    assert from_s3.PREDICTOR.bundle.uri == "s3://models/ride_duration/1/"
+    assert from_s3.HANDLER.predictor.bundle.uri == "s3://models/ride_duration/1/"
     assert from_s3.lambda_handler(recorded_event("sqs_rides.json"), None) == local
     # And a tampered artifact is refused at cold start, before it is unpickled
     s3.put_object(Bucket="models", Key="ride_duration/1/model.bin", Body=b"not the pickle the manifest vouches for")
@@ -122,7 +121,7 @@ def test_bundle_is_loaded_from_s3_and_its_sha256_checked(aws, demo_bundle_dir, c
 
 BLOCKED = ("pyarrow", "sqlalchemy", "alembic", "psycopg2")
 WITHOUT_BATCH_DEPENDENCIES = f"""
-import importlib.abc, importlib.util, json, sys
+import importlib.abc, json, sys
 
 class Absent(importlib.abc.MetaPathFinder):
     # Acts as if these were not installed, as in the Lambda zip.
@@ -132,9 +131,8 @@ class Absent(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, Absent())
-spec = importlib.util.spec_from_file_location("lambda_function", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
+from scoring.stream.runner import load_module
+module = load_module(sys.argv[1])
 event = json.load(open(sys.argv[2]))
 print(json.dumps(module.lambda_handler(event, None)))
 print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in {BLOCKED!r})))
@@ -147,7 +145,7 @@ def test_streaming_path_needs_none_of_the_batch_dependencies(cold_start, stream_
     event_path = Path(__file__).parent / "events" / "kinesis_rides.json"
     # When the handler is cold-started and invoked there
     run = subprocess.run(
-        [sys.executable, "-c", WITHOUT_BATCH_DEPENDENCIES, str(HANDLER), str(event_path)],
+        [sys.executable, "-c", WITHOUT_BATCH_DEPENDENCIES, str(HANDLER_PATH), str(event_path)],
         capture_output=True,
         text=True,
         check=False,

@@ -10,9 +10,9 @@ import re
 
 import pytest
 
-from scoring.errors import InvalidInput
+from scoring.errors import MalformedEvent
 from scoring.model import record_ids
-from scoring.stream.runner import kinesis_event_record
+from scoring.stream.wire import kinesis_event_record
 
 pytestmark = pytest.mark.aws
 
@@ -75,14 +75,14 @@ def test_a_lone_surrogate_id_fails_alone_and_nothing_is_written_before_it_is_kno
 def test_a_record_the_model_cannot_take_fails_alone(outputs):
     # Given a model that raises on one ride's value (SIMULATED: a transformer refusing a value the validator let in)
     handler, published, dead_letters = outputs()
-    real_predict = handler.PREDICTOR.predict
+    real_predict = handler.HANDLER.predictor.predict
 
     def predict(inputs):
         if (inputs["trip_distance"] == 13.13).any():
             raise ValueError("cannot transform 13.13")
         return real_predict(inputs)
 
-    handler.PREDICTOR.predict = predict
+    handler.HANDLER.predictor.predict = predict
     # When a batch holds it between two good rides
     response = handler.lambda_handler(kinesis_event([ride(1), ride(2, 13.13), ride(3)]), None)
     # Then the good rides are published and the other one dead-lettered with the error's type, not a traceback
@@ -99,7 +99,7 @@ def test_a_model_that_fails_on_every_record_fails_the_batch_for_a_retry(outputs)
     def predict(inputs):
         raise MemoryError("simulated")
 
-    handler.PREDICTOR.predict = predict
+    handler.HANDLER.predictor.predict = predict
     # When a batch arrives, then the invocation fails, so Lambda retries it, and nothing is dead-lettered
     with pytest.raises(MemoryError):
         handler.lambda_handler(kinesis_event([ride(1), ride(2)]), None)
@@ -166,8 +166,8 @@ def test_a_dead_letter_that_cannot_be_written_is_reported(outputs):
         def send_message_batch(self, QueueUrl, Entries):
             return {"Failed": [{"Id": e["Id"], "SenderFault": False, "Code": "ServiceUnavailable"} for e in Entries]}
 
-    handler.DEAD_LETTERS.client = Unavailable()
-    handler.DEAD_LETTERS.retry.sleep = lambda seconds: None
+    handler.HANDLER.dead_letters.client = Unavailable()
+    handler.HANDLER.dead_letters.retry.sleep = lambda seconds: None
     # When a batch holds a bad record
     response = handler.lambda_handler(kinesis_event([ride(1), "{poison", ride(3)]), None)
     # Then that record is reported for a retry, and the good rides are published
@@ -180,7 +180,7 @@ def test_a_dead_letter_that_cannot_be_written_is_reported(outputs):
 )
 def test_an_event_that_is_not_an_object_is_refused_in_one_line(cold_start, caplog, event, kind):
     handler = cold_start()
-    with pytest.raises(InvalidInput, match=f"the event is {kind}, not an object"):
+    with pytest.raises(MalformedEvent, match=f"the event is {kind}, not an object"):
         handler.lambda_handler(event, None)
     (line,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert f"the event is {kind}, not an object" in line.getMessage() and line.exc_info is None
@@ -192,7 +192,7 @@ def test_an_output_the_queue_will_never_take_is_dead_lettered_not_retried(cold_s
     handler = cold_start(
         SCORING_STREAM_OUTPUT="sqs", SCORING_OUTPUT_QUEUE_URL=output, SCORING_DEAD_LETTER_QUEUE_URL=dlq
     )
-    real = handler.SINK.client
+    real = handler.HANDLER.sink.client
 
     class RefusesRideTwo:
         def send_message_batch(self, QueueUrl, Entries):
@@ -201,7 +201,7 @@ def test_an_output_the_queue_will_never_take_is_dead_lettered_not_retried(cold_s
             failed = [{"Id": e["Id"], "SenderFault": True, "Code": "InvalidParameterValue"} for e in refused]
             return {"Failed": failed}
 
-    handler.SINK.client = RefusesRideTwo()
+    handler.HANDLER.sink.client = RefusesRideTwo()
     # When a batch holds it
     response = handler.lambda_handler(kinesis_event([ride(1), ride(2), ride(3)]), None)
     # Then it is not reported (a retry would be refused again) but dead-lettered, and the others published
@@ -228,14 +228,14 @@ def test_a_lone_valid_record_the_model_cannot_take_is_dead_lettered_not_retried_
     # Given a model that raises on one ride's value, and a batch whose only valid record is that ride
     # (SIMULATED model fault): alone, a poison record and a broken model look the same
     handler, published, dead_letters = outputs()
-    real_predict = handler.PREDICTOR.predict
+    real_predict = handler.HANDLER.predictor.predict
 
     def predict(inputs):
         if (inputs["trip_distance"] == 13.13).any():
             raise ValueError("cannot transform 13.13")
         return real_predict(inputs)
 
-    handler.PREDICTOR.predict = predict
+    handler.HANDLER.predictor.predict = predict
     # When it arrives beside an invalid record
     response = handler.lambda_handler(kinesis_event([ride(2, 13.13), "not json"]), None)
     # Then the invocation answers: both go to the dead-letter queue (replayable), nothing is retried in a loop

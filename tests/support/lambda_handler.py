@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from scoring.stream.runner import load_module
 
 REPO = Path(__file__).resolve().parents[2]
 HANDLER_PATH = REPO / "lambda" / "lambda_function.py"
@@ -23,15 +23,6 @@ STREAM_SETTINGS = (
     "SCORING_OUTPUT_QUEUE_URL",
     "SCORING_DEAD_LETTER_QUEUE_URL",
 )
-
-
-def load_handler_module(path: Path = HANDLER_PATH) -> ModuleType:
-    """Import lambda_function.py afresh (a cold start): `lambda` is a keyword, so it is loaded by path."""
-    spec = importlib.util.spec_from_file_location(f"lambda_function_{uuid.uuid4().hex}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -50,10 +41,13 @@ def stream_env(monkeypatch: pytest.MonkeyPatch, demo_bundle_dir: Path) -> Callab
 
 @pytest.fixture
 def cold_start(stream_env: Callable[..., None]) -> Callable[..., ModuleType]:
-    """Load the handler afresh under the given SCORING_* settings, as a new Lambda container would."""
+    """Load lambda_function.py afresh under the given SCORING_* settings, as a new Lambda container would.
+
+    `lambda` is a keyword, so the file is loaded by path, with the runner's own loader.
+    """
 
     def start(**settings: str) -> ModuleType:
         stream_env(**settings)
-        return load_handler_module()
+        return load_module(HANDLER_PATH)
 
     return start

@@ -1,4 +1,8 @@
-"""Integration over real HTTP to a moto server: input stream/queue -> runner -> handler -> output stream/queue."""
+"""The local event source over real HTTP to a moto server: input stream/queue -> runner -> handler -> output.
+
+The handler is the scoring core's own (built in-process from SCORING_* settings, the runner's default) or
+lambda/lambda_function.py loaded as a cold container would; either way the same composition answers.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,20 @@ import base64
 import json
 import logging
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from scoring.cli import main
-from scoring.errors import InvalidInput
-from scoring.stream.runner import CheckpointStore, PollLimits, invoke, kinesis_event_record, run_kinesis, run_sqs
+from scoring.errors import ConfigError, MalformedEvent
+from scoring.settings import Settings
+from scoring.stream.handler import build_handler
+from scoring.stream.runner import CheckpointStore, PollLimits, invoke, load_handler, run_kinesis, run_sqs
+from scoring.stream.wire import batch_response, kinesis_event_record
+from tests.support.lambda_handler import HANDLER_PATH
 
 pytestmark = pytest.mark.aws
 
 QUICK = PollLimits(idle_timeout=0.5, poll_seconds=0.05)
-HANDLER = Path(__file__).resolve().parents[2] / "lambda" / "lambda_function.py"
 
 
 def tutorial_payload(ride) -> str:
@@ -61,9 +67,14 @@ def test_kinesis_rides_flow_through_runner_and_handler_to_the_output_stream(
     assert again.batches == 0 and len(read_stream(sink)) == 250
 
 
+IN_PROCESS: list[str] = []  # no --function: the runner builds the scoring handler from the settings
+LAMBDA_FILE = ["--function", f"{HANDLER_PATH}:lambda_handler"]
+
+
+@pytest.mark.parametrize("function", [IN_PROCESS, LAMBDA_FILE], ids=["in-process handler", "lambda_function.py"])
 @pytest.mark.parametrize("dead_letters", [False, True], ids=["no dead-letter queue", "dead-letter queue"])
 def test_sqs_rides_flow_through_the_cli_runner_and_poison_messages_are_kept(
-    sqs, new_queue, drain_queue, stream_env, predictor, rides, capsys, dead_letters
+    sqs, new_queue, drain_queue, stream_env, predictor, rides, capsys, dead_letters, function
 ):
     # Given 40 rides and 2 poison messages on an input queue, and a handler writing to an output queue
     rides = rides.head(40)
@@ -74,9 +85,9 @@ def test_sqs_rides_flow_through_the_cli_runner_and_poison_messages_are_kept(
     sqs.send_message(QueueUrl=source, MessageBody=json.dumps({"ride": {"PULocationID": 1}, "ride_id": 999}))
     settings = {"SCORING_DEAD_LETTER_QUEUE_URL": dlq} if dead_letters else {}
     stream_env(SCORING_STREAM_OUTPUT="sqs", SCORING_OUTPUT_QUEUE_URL=sink, **settings)
-    # When `scoring stream run` polls the queue through the real handler file
+    # When `scoring stream run` polls the queue through the scoring handler or the Lambda file
     code = main(
-        ["stream", "run", "--sqs-queue-url", source, "--function", f"{HANDLER}:lambda_handler"]
+        ["stream", "run", "--sqs-queue-url", source, *function]
         + ["--batch-size", "25", "--idle-timeout", "1", "--poll-seconds", "0"]
     )
     # Then every ride is answered with the batch path's prediction
@@ -158,9 +169,9 @@ def test_kinesis_with_a_dead_letter_queue_publishes_every_good_ride_once_and_rep
     source, rides, bad, bad_sequence = stream_with_a_bad_ride_in_the_middle
     sink, dlq = new_stream(), new_queue()
     stream_env(SCORING_STREAM_OUTPUT="kinesis", SCORING_OUTPUT_STREAM=sink, SCORING_DEAD_LETTER_QUEUE_URL=dlq)
-    # When `scoring stream run` polls the stream until it is idle, two retries allowed
+    # When `scoring stream run` polls the stream until it is idle with its own handler, two retries allowed
     code = main(
-        ["stream", "run", "--kinesis-stream", source, "--function", f"{HANDLER}:lambda_handler"]
+        ["stream", "run", "--kinesis-stream", source]
         + ["--checkpoints", str(tmp_path / "checkpoints.json"), "--max-retries", "2"]
         + ["--idle-timeout", "0.5", "--poll-seconds", "0.05"]
     )
@@ -248,9 +259,9 @@ RECORD = {"PartitionKey": "k", "SequenceNumber": "1", "Data": b"{}"}
     ("response", "failed"),
     [
         (None, []),
-        ({"batchItemFailures": []}, []),
-        ({"batchItemFailures": [{"itemIdentifier": "2"}]}, ["2"]),
-        ({"batchItemFailures": [{"itemIdentifier": "3"}, {"itemIdentifier": "1"}]}, ["1", "3"]),
+        (batch_response([], []), []),
+        (batch_response(["2"], []), ["2"]),
+        (batch_response(["3", "1"], []), ["1", "3"]),
         # As Lambda does: an identifier not in the batch, or an empty one, fails the whole batch.
         ({"batchItemFailures": [{"itemIdentifier": "99"}]}, ["1", "2", "3"]),
         ({"batchItemFailures": [{"itemIdentifier": ""}]}, ["1", "2", "3"]),
@@ -271,8 +282,45 @@ def test_a_handler_that_raises_fails_the_whole_batch():
 
 def test_a_handler_that_refuses_the_batch_by_name_fails_it_in_one_line(caplog):
     def refusing(event, context):
-        raise InvalidInput("event record 1 is neither a Kinesis record nor an SQS message")
+        raise MalformedEvent("event record 1 is neither a Kinesis record nor an SQS message")
 
     assert invoke(refusing, [{}, {}], ["a", "b"]) == ["a", "b"]
     (line,) = caplog.records
     assert "event record 1 is neither" in line.getMessage() and line.exc_info is None
+
+
+def test_the_in_process_handler_is_the_composition_the_lambda_function_runs(cold_start, rides):
+    # Given the Lambda function cold-started, and the core's handler built from the same settings
+    function = cold_start()
+    handler = build_handler(Settings.from_env())
+    # And a Kinesis event of three rides and a poison record
+    payloads = [tutorial_payload(ride) for ride in rides.head(3).itertuples()] + ["{poison"]
+    raw = [dict(RECORD, SequenceNumber=str(n), Data=p.encode()) for n, p in enumerate(payloads, start=1)]
+    event = {"Records": [kinesis_event_record(r, "shardId-0", "arn", "us-east-1") for r in raw]}
+    # When both answer it
+    answer = handler(event, None)
+    # Then the answers are identical: the three predictions, and (no dead-letter queue) the poison reported
+    assert answer == function.lambda_handler(event, None)
+    assert len(answer["predictions"]) == 3 and answer["batchItemFailures"] == [{"itemIdentifier": "4"}]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no/such/file.py:lambda_handler", "handler file no/such/file.py does not exist"),
+        (f"{HANDLER_PATH}:no_such_function", "has no function 'no_such_function'"),
+    ],
+)
+def test_a_custom_handler_that_cannot_be_loaded_is_named(stream_env, spec, message):
+    stream_env()
+    with pytest.raises(ConfigError, match=message):
+        load_handler(spec)
+
+
+def test_the_default_handler_refuses_incomplete_settings_before_polling(stream_env, capsys):
+    # Given an output named without its stream
+    stream_env(SCORING_STREAM_OUTPUT="kinesis")
+    # When `scoring stream run` starts with its own handler
+    code = main(["stream", "run", "--sqs-queue-url", "http://unused.invalid/queue", "--max-batches", "1"])
+    # Then it stops before polling, naming the missing setting
+    assert code == 1 and "SCORING_OUTPUT_STREAM" in capsys.readouterr().err
