@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from scoring.errors import ConfigError
 
 PREFIX = "SCORING_"
+# A field's metadata key naming the variable it is read from when that is not SCORING_<FIELD>; None: not read.
+ENV = "env"
+DEFAULT_DATABASE_URL = "sqlite:///var/scoring.db"
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,10 @@ class Settings:
     """Everything an entry point may configure; each default is the embedded demo's."""
 
     # SQLite keeps the demo free of servers; production points this at PostgreSQL.
-    database_url: str = "sqlite:///var/scoring.db"
+    database_url: str = DEFAULT_DATABASE_URL
+    # Whether database_url was chosen on purpose: SCORING_DATABASE_URL set (even to the default), an
+    # override, or any other URL. The web service's /ready checks the database only then.
+    database_url_set: bool = field(default=False, metadata={ENV: None})
     # A bundle directory, local or s3://bucket/prefix/ (see scoring.model.bundle).
     model_uri: str = "var/models/ride_duration/1"
     # Root of the Hive-style input partitions, local or s3://.
@@ -50,27 +56,36 @@ class Settings:
     bundle_key: str | None = None
     # Staged shards older than this many hours are swept (scoring staging sweep, the DAGs' cleanup task).
     staging_max_age_hours: float = 24.0
+    # Where prometheus_client keeps each gunicorn worker's samples (gunicorn.conf.py sets it before the app is
+    # imported); when set, /metrics sums every worker's. Read from the name the library itself reads.
+    prometheus_multiproc_dir: str | None = field(default=None, metadata={ENV: "PROMETHEUS_MULTIPROC_DIR"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read SCORING_* variables (e.g. SCORING_DATABASE_URL); unset or empty ones keep defaults."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for field in fields(cls):
-            raw = environ.get(PREFIX + field.name.upper())
+        for spec in fields(cls):
+            name = spec.metadata.get(ENV, PREFIX + spec.name.upper())
+            raw = environ.get(name) if name else None
             if raw is None or raw == "":
                 continue
-            values[field.name] = _parse(field.name, field.type, raw)
-        return cls(**values)._checked()
+            values[spec.name] = _parse(name, spec.type, raw)
+        return cls(**values, database_url_set="database_url" in values)._checked()
 
     def __post_init__(self) -> None:
+        if self.database_url != DEFAULT_DATABASE_URL:
+            object.__setattr__(self, "database_url_set", True)
         roots = [root.strip() for root in (self.model_roots or "").split(",") if root.strip()]
         pinned = [_pinned(root) for root in roots] or [_default_root(self.model_uri)]
         object.__setattr__(self, "model_roots", ",".join(pinned))
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-None values replaced (CLI flags win over the environment)."""
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})._checked()
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "database_url" in given:
+            given["database_url_set"] = True
+        return replace(self, **given)._checked()
 
     def _checked(self) -> Settings:
         if not 0.0 <= self.reject_threshold <= 1.0:
@@ -108,7 +123,7 @@ def _default_root(uri: str) -> str:
     return parent if parent != os.path.dirname(parent) else folder
 
 
-def _parse(name: str, type_name: object, raw: str) -> object:
+def _parse(variable: str, type_name: object, raw: str) -> object:
     type_text = str(type_name)
     try:
         if type_text.startswith("int"):
@@ -116,5 +131,5 @@ def _parse(name: str, type_name: object, raw: str) -> object:
         if type_text.startswith("float"):
             return float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{PREFIX}{name.upper()} must be a {type_text}, got {raw!r}") from exc
+        raise ConfigError(f"{variable} must be a {type_text}, got {raw!r}") from exc
     return raw

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -106,3 +107,10 @@ def sqlite_engine(tmp_path: Path) -> Iterator[sa.Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()
+
+
+def predict_valid(predictor: Predictor, records: list[object]) -> np.ndarray:
+    """The core's predictions for records the test means to be valid; a rejected one fails the test by name."""
+    result = predictor.schema.validate_records(records)
+    assert result.rejected.to_dict() == {}, "the test's own records were rejected"
+    return predictor.predict(result.valid)

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, bundle: ModelBundle | None = No
 
     model = load_model(settings, bundle)
     database_url = database_to_check(settings)
-    metrics = Metrics()
+    metrics = Metrics(settings.prometheus_multiproc_dir)
     app.extensions[EXTENSION_KEY] = Service(
         settings=settings,
         model=model,

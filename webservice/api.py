@@ -24,7 +24,7 @@ def predict() -> dict[str, Any]:
     manifest = model.manifest
     require_json(request.mimetype)
     body = parse_predict_body(read_body(service.settings.max_request_bytes), service.settings.max_request_records)
-    outcomes = model.score(body.scorable(manifest))
+    outcomes = model.score(body.records)
     require_scored(outcomes, body.records, manifest.id_field)
     service.metrics.count_predictions(len(outcomes), manifest.name, manifest.version)
     if body.batch:

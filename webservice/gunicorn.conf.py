@@ -40,11 +40,10 @@ def usable_cores() -> int:
 # turns on the same cores.
 workers = env_int("GUNICORN_WORKERS", usable_cores())
 # gevent, with JSON bodies for the errors gunicorn answers itself (webservice/worker.py). A connection costs
-# a greenlet, not a thread, so clients that send their request slowly cannot take the workers: under 24 and
-# 40 clients dripping one header line a second, 20 of 20 other requests were answered (gthread, 2 x 8
-# threads: 2 and 5 of 20; 2 x 32 threads held 40 but answered 0 of 20 under 80). Requests waiting in a
-# worker are still scored together by one call (webservice/batching.py). GUNICORN_WORKER_CLASS=gthread
-# (with GUNICORN_THREADS) brings back the threaded worker, with gunicorn's HTML errors.
+# a greenlet, not a thread, so clients that send their request slowly cannot take the workers (a threaded
+# worker has a fixed number of threads for them to hold). Requests waiting in a worker are still scored
+# together by one call (webservice/batching.py). GUNICORN_WORKER_CLASS=gthread (with GUNICORN_THREADS)
+# brings back the threaded worker, with gunicorn's HTML errors.
 worker_class = env_text("GUNICORN_WORKER_CLASS", "webservice.worker.JsonErrorGeventWorker")
 if "gevent" in worker_class.lower():
     # Patched here, in the master, before the preloaded app imports anything: patched only in each worker

@@ -2,18 +2,17 @@
 
 Each gunicorn worker is its own process, so a scrape reaching one worker would see only its share.
 When PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py sets it before the app is imported),
-every worker writes its samples there and /metrics sums them across workers.
+every worker writes its samples there and /metrics sums them across workers; create_app reads it
+once, through Settings, and hands it to Metrics.
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Single-record predictions take about a millisecond; the buckets resolve that and still see a stall.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.5, 5.0)
 # Label values come from a fixed list: a client choosing the method, path or status must not be able to
@@ -34,9 +33,13 @@ def status_label(status: int) -> str:
 
 
 class Metrics:
-    """The service's metric families, in a registry of their own so each app (and each test) starts from zero."""
+    """The service's metric families, in a registry of their own so each app (and each test) starts from zero.
 
-    def __init__(self) -> None:
+    `multiproc_dir` is prometheus_client's multiprocess directory when the app runs under several workers.
+    """
+
+    def __init__(self, multiproc_dir: str | None = None) -> None:
+        self.multiproc_dir = multiproc_dir
         self.registry = CollectorRegistry()
         self.latency = Histogram(
             "scoring_http_request_duration_seconds",
@@ -68,9 +71,9 @@ class Metrics:
 
     def exposition(self) -> Response:
         """The Prometheus text exposition: summed over workers in multiprocess mode, this app's own otherwise."""
-        if os.environ.get(MULTIPROC_ENV):
+        if self.multiproc_dir:
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
+            multiprocess.MultiProcessCollector(registry, path=self.multiproc_dir)
         else:
             registry = self.registry
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

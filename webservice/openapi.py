@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from scoring.model.bundle import Manifest
+from scoring.model.bundle import DEFAULT_ID_FIELD, DEFAULT_OUTPUT, Manifest
 from scoring.model.schema import FieldSpec
 from scoring.settings import Settings
 
 OPENAPI_PATH = "/openapi.json"
 API_VERSION = "1.0.0"
 JSON = "application/json"
+STATUS_SCHEMA = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
+MODEL_META = {"model_name": {"type": "string"}, "model_version": {"type": "string"}}
+SECURITY_SCHEMES = {
+    "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "BearerAuth": {"type": "http", "scheme": "bearer"},
+}
 
 
 def field_schema(spec: FieldSpec) -> dict[str, Any]:
@@ -37,6 +43,10 @@ def record_schema(manifest: Manifest | None) -> dict[str, Any]:
     }
 
 
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
 def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": schema}}}
 
@@ -50,80 +60,12 @@ def _error_responses(*statuses: int) -> dict[str, Any]:
         422: "records that fail the model's input schema; each problem names the record index and field",
         503: "the model is not loaded",
     }
-    return {str(status): _json_response(texts[status], {"$ref": "#/components/schemas/Error"}) for status in statuses}
+    return {str(status): _json_response(texts[status], _ref("Error")) for status in statuses}
 
 
 def build_openapi(manifest: Manifest | None, settings: Settings) -> dict[str, Any]:
     """The whole document; `security` appears only when an API key is configured."""
-    output = manifest.output if manifest else "duration"
-    id_field = manifest.id_field if manifest else "ride_id"
-    secured = [{"ApiKeyHeader": []}, {"BearerAuth": []}] if settings.api_key else []
-    guarded = {"security": secured} if secured else {}
-    model_meta = {"model_name": {"type": "string"}, "model_version": {"type": "string"}}
-    schemas = {
-        "Record": record_schema(manifest),
-        "Batch": {
-            "type": "object",
-            "properties": {
-                "records": {
-                    "type": "array",
-                    "items": {"$ref": "#/components/schemas/Record"},
-                    "maxItems": settings.max_request_records,
-                }
-            },
-            "required": ["records"],
-        },
-        "Prediction": {
-            "type": "object",
-            "properties": {output: {"type": "number"}, **model_meta},
-            "required": [output, "model_name", "model_version"],
-            "additionalProperties": False,
-        },
-        "BatchPrediction": {
-            "type": "object",
-            "properties": {
-                "predictions": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {output: {"type": "number"}, id_field: {"type": ["string", "number"]}},
-                        "required": [output],
-                        "additionalProperties": False,
-                    },
-                },
-                **model_meta,
-            },
-            "required": ["predictions", "model_name", "model_version"],
-            "additionalProperties": False,
-        },
-        "Error": {
-            "type": "object",
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "properties": {
-                        "code": {"type": "string"},
-                        "message": {"type": "string"},
-                        "problems": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "index": {"type": "integer"},
-                                    "id": {"type": ["string", "number"]},
-                                    "reason": {"type": "string"},
-                                },
-                                "required": ["index", "reason"],
-                            },
-                        },
-                    },
-                    "required": ["code", "message"],
-                }
-            },
-            "required": ["error"],
-        },
-    }
-    status_schema = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
+    guarded = {"security": [{"ApiKeyHeader": []}, {"BearerAuth": []}]} if settings.api_key else {}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -131,87 +73,127 @@ def build_openapi(manifest: Manifest | None, settings: Settings) -> dict[str, An
             "version": API_VERSION,
             "description": "Online predictions from the same scoring core as the batch and streaming modes.",
         },
-        "paths": {
-            "/predict": {
-                "post": {
-                    "summary": "Predict for one flat record, or for {records: [...]} in order",
-                    "operationId": "predict",
-                    **guarded,
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            JSON: {
-                                "schema": {
-                                    "anyOf": [
-                                        {"$ref": "#/components/schemas/Record"},
-                                        {"$ref": "#/components/schemas/Batch"},
-                                    ]
-                                }
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": _json_response(
-                            "a prediction, or predictions in request order",
-                            {
-                                "anyOf": [
-                                    {"$ref": "#/components/schemas/Prediction"},
-                                    {"$ref": "#/components/schemas/BatchPrediction"},
-                                ]
-                            },
-                        ),
-                        **_error_responses(400, 401, 413, 415, 422, 503),
-                    },
-                }
-            },
-            "/model": {
-                "get": {
-                    "summary": "The loaded model: name, version, sha256, input schema",
-                    "operationId": "model",
-                    **guarded,
-                    "responses": {
-                        "200": _json_response("the bundle's manifest and request limits", {"type": "object"}),
-                        **_error_responses(401, 503),
-                    },
-                }
-            },
-            "/health": {
-                "get": {
-                    "summary": "Liveness: the process answers",
-                    "operationId": "health",
-                    "responses": {"200": _json_response("alive", status_schema)},
-                }
-            },
-            "/ready": {
-                "get": {
-                    "summary": "Readiness: model loaded and, where configured, database reachable",
-                    "operationId": "ready",
-                    "responses": {
-                        "200": _json_response("ready to serve", status_schema),
-                        "503": _json_response("not ready; `checks` says why", status_schema),
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics",
-                    "operationId": "metrics",
-                    "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {}}}},
-                }
-            },
-            OPENAPI_PATH: {
-                "get": {
-                    "summary": "This document",
-                    "operationId": "openapi",
-                    "responses": {"200": _json_response("OpenAPI 3.1", {"type": "object"})},
-                }
-            },
+        "paths": {**_model_paths(guarded), **_operations_paths()},
+        "components": {"schemas": _schemas(manifest, settings), "securitySchemes": SECURITY_SCHEMES},
+    }
+
+
+def _schemas(manifest: Manifest | None, settings: Settings) -> dict[str, Any]:
+    """Request, response and error bodies, keyed by the manifest's output and id names."""
+    output = manifest.output if manifest else DEFAULT_OUTPUT
+    id_field = manifest.id_field if manifest else DEFAULT_ID_FIELD
+    return {
+        "Record": record_schema(manifest),
+        "Batch": _batch_schema(settings.max_request_records),
+        "Prediction": {
+            "type": "object",
+            "properties": {output: {"type": "number"}, **MODEL_META},
+            "required": [output, "model_name", "model_version"],
+            "additionalProperties": False,
         },
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {
-                "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-                "BearerAuth": {"type": "http", "scheme": "bearer"},
-            },
+        "BatchPrediction": _batch_prediction_schema(output, id_field),
+        "Error": _error_schema(),
+    }
+
+
+def _batch_schema(max_records: int) -> dict[str, Any]:
+    """`{"records": [...]}` with at most `max_records` records."""
+    return {
+        "type": "object",
+        "properties": {"records": {"type": "array", "items": _ref("Record"), "maxItems": max_records}},
+        "required": ["records"],
+    }
+
+
+def _batch_prediction_schema(output: str, id_field: str) -> dict[str, Any]:
+    """Predictions in request order, each with the record's id when it had one."""
+    item = {
+        "type": "object",
+        "properties": {output: {"type": "number"}, id_field: {"type": ["string", "number"]}},
+        "required": [output],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"predictions": {"type": "array", "items": item}, **MODEL_META},
+        "required": ["predictions", "model_name", "model_version"],
+        "additionalProperties": False,
+    }
+
+
+def _error_schema() -> dict[str, Any]:
+    """`{"error": {"code", "message", "problems": [{"index", "id", "reason"}]}}`, as webservice.errors writes it."""
+    problem = {
+        "type": "object",
+        "properties": {
+            "index": {"type": "integer"},
+            "id": {"type": ["string", "number"]},
+            "reason": {"type": "string"},
+        },
+        "required": ["index", "reason"],
+    }
+    error = {
+        "type": "object",
+        "properties": {
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+            "problems": {"type": "array", "items": problem},
+        },
+        "required": ["code", "message"],
+    }
+    return {"type": "object", "properties": {"error": error}, "required": ["error"]}
+
+
+def _model_paths(guarded: dict[str, Any]) -> dict[str, Any]:
+    """/predict and /model, which need the API key when one is configured."""
+    predict = {
+        "summary": "Predict for one flat record, or for {records: [...]} in order",
+        "operationId": "predict",
+        **guarded,
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": {"anyOf": [_ref("Record"), _ref("Batch")]}}},
+        },
+        "responses": {
+            "200": _json_response(
+                "a prediction, or predictions in request order",
+                {"anyOf": [_ref("Prediction"), _ref("BatchPrediction")]},
+            ),
+            **_error_responses(400, 401, 413, 415, 422, 503),
         },
     }
+    model = {
+        "summary": "The loaded model: name, version, sha256, input schema",
+        "operationId": "model",
+        **guarded,
+        "responses": {
+            "200": _json_response("the bundle's manifest and request limits", {"type": "object"}),
+            **_error_responses(401, 503),
+        },
+    }
+    return {"/predict": {"post": predict}, "/model": {"get": model}}
+
+
+def _operations_paths() -> dict[str, Any]:
+    """Health, readiness, metrics and this document: open to every caller."""
+    return {
+        "/health": _get("Liveness: the process answers", "health", {"200": _json_response("alive", STATUS_SCHEMA)}),
+        "/ready": _get(
+            "Readiness: model loaded and, where configured, database reachable",
+            "ready",
+            {
+                "200": _json_response("ready to serve", STATUS_SCHEMA),
+                "503": _json_response("not ready; `checks` says why", STATUS_SCHEMA),
+            },
+        ),
+        "/metrics": _get(
+            "Prometheus metrics",
+            "metrics",
+            {"200": {"description": "text exposition format", "content": {"text/plain": {}}}},
+        ),
+        OPENAPI_PATH: _get("This document", "openapi", {"200": _json_response("OpenAPI 3.1", {"type": "object"})}),
+    }
+
+
+def _get(summary: str, operation_id: str, responses: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {"summary": summary, "operationId": operation_id, "responses": responses}}

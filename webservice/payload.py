@@ -10,7 +10,6 @@ from typing import Any
 
 from scoring.errors import InvalidInput
 from scoring.model.bundle import Manifest
-from scoring.model.record_ids import canonical_id
 from scoring.model.records import RecordOutcome
 from webservice.errors import ApiError
 
@@ -27,18 +26,6 @@ class PredictRequest:
 
     records: list[Any]
     batch: bool
-
-    def scorable(self, manifest: Manifest) -> list[Any]:
-        """The records cut down to the fields the model reads and the id.
-
-        The validator ignores other fields anyway; dropping them first keeps a record with
-        thousands of unknown keys from turning into a frame with thousands of columns.
-        """
-        wanted = [spec.name for spec in manifest.inputs] + [manifest.id_field]
-        return [
-            {name: record[name] for name in wanted if name in record} if isinstance(record, dict) else record
-            for record in self.records
-        ]
 
 
 def is_json(mimetype: str) -> bool:
@@ -105,16 +92,14 @@ def require_scored(outcomes: Sequence[RecordOutcome], records: Sequence[Any], id
 
 
 def client_id(record: Any, outcome: RecordOutcome, id_field: str) -> str | int | float | None:
-    """The record's id as the client sent it, when the core's id rule accepts it; nothing else is echoed.
+    """The record's id as the client sent it, when the id rule accepted it; nothing else is echoed.
 
-    A rejected record still names the id it came with, so the rule is applied here too: an id that
-    is NaN, infinite, a boolean, an object or overlong is left out (its reason names the id field).
+    The core gives every outcome, a rejected record's too, the id's canonical text or None: an id that
+    is NaN, infinite, a boolean, an object or overlong has none and is left out (its reason names the field).
     """
     if outcome.record_id is None or not isinstance(record, dict):
         return None
-    value = record.get(id_field)
-    text, _ = canonical_id(value)
-    return value if text is not None else None
+    return record.get(id_field)
 
 
 def render_single(outcome: RecordOutcome, manifest: Manifest) -> dict[str, Any]:

@@ -29,10 +29,10 @@ class CheckResult:
 def database_to_check(settings: Settings) -> str | None:
     """The database URL /ready must reach, or None when the service was not pointed at one.
 
-    The default URL is the batch demo's local SQLite file, which the web service never writes;
-    only a URL chosen on purpose (SCORING_DATABASE_URL) makes the database part of readiness.
+    Left unset, the URL is the batch demo's local SQLite file, which the web service never writes;
+    only a URL chosen on purpose (SCORING_DATABASE_URL set, even to that default) is part of readiness.
     """
-    return None if settings.database_url == Settings().database_url else settings.database_url
+    return settings.database_url if settings.database_url_set else None
 
 
 class DatabaseProbe:

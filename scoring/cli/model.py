@@ -17,8 +17,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     imp.add_argument("--name", required=True)
     imp.add_argument("--version", required=True)
     imp.add_argument("--features", required=True, help="feature recipe, e.g. ride_pu_do")
-    imp.add_argument("--id-field", default="ride_id")
-    imp.add_argument("--output", default="duration", help="name of the predicted field")
+    imp.add_argument("--id-field", help="field naming each record (default: the manifest default id field)")
+    imp.add_argument("--output", help="name of the predicted field (default: the manifest default output name)")
     imp.add_argument("--dest", help="bundle directory (default models/NAME/VERSION)")
     imp.set_defaults(handler=_model_import)
     show = model.add_parser("show", help="print a bundle's manifest after verifying it")
@@ -27,19 +27,20 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _model_import(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.model.bundle import import_model
+    from scoring.model.importing import import_model
     from scoring.model.trust import BundleTrust
 
     dest = args.dest or storage.join("models", args.name, args.version)
+    # Left out, the id field and output name take the manifest's defaults (scoring.model.bundle).
+    named = {key: value for key, value in (("id_field", args.id_field), ("output", args.output)) if value}
     manifest = import_model(
         args.path,
         dest,
         name=args.name,
         version=args.version,
         features=args.features,
-        id_field=args.id_field,
-        output=args.output,
         key=BundleTrust.from_settings(settings).key,
+        **named,
     )
     print(f"imported {manifest.name} v{manifest.version} ({manifest.format}, sha256 {manifest.sha256[:12]}) -> {dest}")
     return 0

@@ -11,14 +11,17 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LinearRegression
 
 from scoring.demo.synthetic import duration_minutes, generate_rides
-from scoring.model.bundle import Manifest, build_manifest, write_bundle
+from scoring.model.bundle import Manifest
 from scoring.model.features import get_recipe, records_for_vectorizer
+from scoring.model.importing import build_manifest, write_bundle
 
 DEMO_NAME = "ride_duration"
 
 
 @dataclass(frozen=True)
 class TrainingReport:
+    """The bundle's manifest, how many rides it was fitted on, and its error on them."""
+
     manifest: Manifest
     training_rows: int
     rmse_minutes: float

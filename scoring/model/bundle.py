@@ -1,9 +1,9 @@
-"""Model bundles: a directory (local or s3://) holding `model.bin` and its `model.json` manifest.
+"""Model bundles: a directory (local or s3://) holding `model.bin` and its `model.json` manifest; reading and loading them.
 
 A pickle runs code when it is loaded. So a bundle is read only from a trusted root, with its
 signature checked when a bundle key is set (scoring.model.trust), and the artifact's sha256 is checked
 against the manifest BEFORE unpickling, and a mismatch is refused. A pickle written by an older scikit-learn still
-loads: the version difference is logged as a warning, not raised.
+loads: the version difference is logged as a warning, not raised. Making bundles: scoring.model.importing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import logging
 import pickle
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,13 +26,16 @@ from scoring import storage
 from scoring.errors import BundleIntegrityError, ModelLoadError, UnknownRecipe
 from scoring.model.features import get_recipe
 from scoring.model.schema import FieldSpec, InputSchema
-from scoring.model.trust import SIGNATURE_KEY, BundleTrust, read_without_links, require_plain_file_name, sign_manifest
+from scoring.model.trust import SIGNATURE_KEY, BundleTrust, read_without_links, require_plain_file_name
 
 log = logging.getLogger(__name__)
 
 ARTIFACT_NAME = "model.bin"
 MANIFEST_NAME = "model.json"
 FORMATS = ("dv_tuple", "pipeline")
+# What a manifest that does not say otherwise names each record by, and what it calls the prediction.
+DEFAULT_ID_FIELD = "ride_id"
+DEFAULT_OUTPUT = "duration"
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,8 @@ class Manifest:
     format: str
     features: str
     inputs: tuple[FieldSpec, ...]
-    id_field: str = "ride_id"
-    output: str = "duration"
+    id_field: str = DEFAULT_ID_FIELD
+    output: str = DEFAULT_OUTPUT
     artifact: str = ARTIFACT_NAME
     sklearn_version: str = sklearn.__version__
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -64,7 +67,7 @@ class Manifest:
             raise ModelLoadError(f"{where}: manifest lacks {', '.join(missing)}")
         if raw["format"] not in FORMATS:
             raise ModelLoadError(f"{where}: 'format' must be one of {', '.join(FORMATS)}")
-        id_field = str(raw.get("id_field", "ride_id"))
+        id_field = str(raw.get("id_field", DEFAULT_ID_FIELD))
         return cls(
             name=str(raw["name"]),
             version=str(raw["version"]),
@@ -73,7 +76,7 @@ class Manifest:
             features=str(raw["features"]),
             inputs=_inputs_of(raw["inputs"], id_field, where),
             id_field=id_field,
-            output=str(raw.get("output", "duration")),
+            output=str(raw.get("output", DEFAULT_OUTPUT)),
             artifact=require_plain_file_name(raw.get("artifact", ARTIFACT_NAME), where),
             sklearn_version=str(raw.get("sklearn_version", "unknown")),
             created_at=str(raw.get("created_at", "")),
@@ -81,6 +84,7 @@ class Manifest:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """The manifest as `model.json` holds it (the signature only when there is one)."""
         return {
             "name": self.name,
             "version": self.version,
@@ -125,10 +129,12 @@ class ModelBundle:
 
     @property
     def schema(self) -> InputSchema:
+        """The validator of this model's inputs and id."""
         return InputSchema(fields=self.manifest.inputs, id_field=self.manifest.id_field)
 
 
 def sha256_of(data: bytes) -> str:
+    """The hex sha256 of an artifact's bytes, as the manifest records it."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -153,7 +159,7 @@ def load_bundle(uri: str, trust: BundleTrust) -> ModelBundle:
         raise BundleIntegrityError(
             f"{artifact_uri} has sha256 {actual} but {MANIFEST_NAME} expects {manifest.sha256}; refusing to unpickle it"
         )
-    loaded, _ = _unpickle(data, artifact_uri, manifest.sklearn_version)
+    loaded, _ = unpickle_artifact(data, artifact_uri, manifest.sklearn_version)
     vectorizer, model = split_model(loaded, manifest.format, artifact_uri)
     return ModelBundle(manifest=manifest, model=model, vectorizer=vectorizer, uri=uri)
 
@@ -187,7 +193,7 @@ def _manifest_at(location: str, uri: str, trust: BundleTrust) -> Manifest:
     return manifest
 
 
-def _unpickle(data: bytes, where: str, written_with: str) -> tuple[Any, str]:
+def unpickle_artifact(data: bytes, where: str, written_with: str) -> tuple[Any, str]:
     """The unpickled object and the scikit-learn version that wrote it (as far as can be told)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -233,81 +239,14 @@ def split_model(loaded: Any, fmt: str, where: str) -> tuple[DictVectorizer | Non
     return None, loaded
 
 
-def write_bundle(directory: str, artifact: bytes, manifest: Manifest, key: bytes | None = None) -> str:
-    """Write artifact and manifest into `directory` (local or s3://), signed when a key is given."""
-    if key is not None:
-        manifest = replace(manifest, signature=sign_manifest(replace(manifest, signature=None).to_json(), key))
-    storage.write_bytes(storage.join(directory, manifest.artifact), artifact)
-    storage.write_bytes(
-        storage.join(directory, MANIFEST_NAME), json.dumps(manifest.to_json(), indent=2).encode() + b"\n"
-    )
-    return directory
+def feature_vectorizer(vectorizer: DictVectorizer | None, model: Any) -> tuple[DictVectorizer | None, Any]:
+    """The DictVectorizer that turns features into the model's matrix, and what predicts after it.
 
-
-def build_manifest(
-    artifact: bytes,
-    loaded: Any,
-    *,
-    name: str,
-    version: str,
-    features: str,
-    id_field: str = "ride_id",
-    output: str = "duration",
-) -> Manifest:
-    """A manifest for an existing model, checked against the recipe it will be fed by."""
-    recipe = get_recipe(features)
-    fmt = detect_format(loaded)
-    vectorizer = loaded[0] if fmt == "dv_tuple" else _leading_vectorizer(loaded)
+    The tuple's own vectorizer; else the first step of a Pipeline that starts with one (the rest of the
+    pipeline predicts); else none, and the model is given the feature frame itself (e.g. a ColumnTransformer).
+    """
     if vectorizer is not None:
-        _check_vocabulary(vectorizer, recipe.feature_names(), features)
-    return Manifest(
-        name=name,
-        version=str(version),
-        sha256=sha256_of(artifact),
-        format=fmt,
-        features=features,
-        inputs=recipe.inputs,
-        id_field=id_field,
-        output=output,
-    )
-
-
-def _leading_vectorizer(pipeline: Pipeline) -> DictVectorizer | None:
-    first = pipeline.steps[0][1]
-    return first if isinstance(first, DictVectorizer) else None
-
-
-def _check_vocabulary(dv: DictVectorizer, feature_names: list[str], recipe: str) -> None:
-    """Refuse a recipe that never produces features the model was trained on: they would always be zero."""
-    known = {key.split(dv.separator, 1)[0] for key in dv.vocabulary_}
-    never_produced = sorted(known - set(feature_names))
-    if never_produced:
-        raise ModelLoadError(
-            f"the model's DictVectorizer expects features {never_produced} that recipe {recipe!r} never produces "
-            f"(it produces {feature_names}); choose the recipe the model was trained with"
-        )
-    ignored = [name for name in feature_names if name not in known]
-    if ignored:
-        log.warning("recipe %r produces %s, which the model's DictVectorizer never saw", recipe, ignored)
-
-
-def import_model(
-    pickle_path: str,
-    destination: str,
-    *,
-    name: str,
-    version: str,
-    features: str,
-    id_field: str = "ride_id",
-    output: str = "duration",
-    key: bytes | None = None,
-) -> Manifest:
-    """Turn an existing model.bin into a bundle at `destination`, signed with `key` if given; the user vouches for the pickle."""
-    artifact = storage.read_bytes(pickle_path)
-    loaded, written_with = _unpickle(artifact, pickle_path, sklearn.__version__)
-    manifest = build_manifest(
-        artifact, loaded, name=name, version=version, features=features, id_field=id_field, output=output
-    )
-    manifest = replace(manifest, sklearn_version=written_with)
-    write_bundle(destination, artifact, manifest, key)
-    return manifest
+        return vectorizer, model
+    if isinstance(model, Pipeline) and isinstance(model.steps[0][1], DictVectorizer):
+        return model.steps[0][1], model[1:]
+    return None, model

@@ -35,7 +35,6 @@ class Recipe:
     name: str
     inputs: tuple[FieldSpec, ...]
     build: Callable[[pd.DataFrame], pd.DataFrame]
-    description: str
 
     def feature_names(self) -> list[str]:
         """Names of the feature columns the recipe emits (categoricals expand to name=value)."""
@@ -81,10 +80,8 @@ def ride_categorical(inputs: pd.DataFrame) -> pd.DataFrame:
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
-        Recipe("ride_pu_do", (*LOCATION_FIELDS, DISTANCE_FIELD), ride_pu_do, ride_pu_do.__doc__ or ""),
-        Recipe(
-            "ride_categorical", (*LOCATION_FIELDS, DISTANCE_FIELD), ride_categorical, ride_categorical.__doc__ or ""
-        ),
+        Recipe("ride_pu_do", (*LOCATION_FIELDS, DISTANCE_FIELD), ride_pu_do),
+        Recipe("ride_categorical", (*LOCATION_FIELDS, DISTANCE_FIELD), ride_categorical),
     )
 }
 
@@ -98,7 +95,7 @@ def get_recipe(name: str) -> Recipe:
 
 
 def records_for_vectorizer(features: pd.DataFrame) -> list[dict[str, object]]:
-    """The classic per-row dicts a DictVectorizer was fitted on (the slow reference path)."""
+    """The classic per-row dicts a DictVectorizer is fitted on (training; the tutorial's slow path)."""
     plain = {
         name: (col.astype(object) if isinstance(col.dtype, pd.CategoricalDtype) else col)
         for name, col in features.items()

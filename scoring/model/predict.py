@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.pipeline import Pipeline
 
-from scoring.model.bundle import ModelBundle
-from scoring.model.features import Recipe, get_recipe, records_for_vectorizer
+from scoring.model.bundle import ModelBundle, feature_vectorizer
+from scoring.model.features import Recipe, get_recipe
+from scoring.model.schema import InputSchema
 from scoring.model.vectorize import transform_columns
 
 # Extreme but valid inputs (a distance of 1e308) can overflow a linear model; such a row is
@@ -21,10 +21,11 @@ class Predictor:
     def __init__(self, bundle: ModelBundle):
         self.bundle = bundle
         self.recipe: Recipe = get_recipe(bundle.manifest.features)
-        self._vectorizer, self._estimator = _fast_path_parts(bundle)
+        self._vectorizer, self._estimator = feature_vectorizer(bundle.vectorizer, bundle.model)
 
     @property
-    def schema(self):
+    def schema(self) -> InputSchema:
+        """The validator of the bundle's inputs and id."""
         return self.bundle.schema
 
     def predict(self, inputs: pd.DataFrame) -> np.ndarray:
@@ -37,25 +38,16 @@ class Predictor:
             return np.asarray(self._estimator.predict(matrix), dtype=float)
         return np.asarray(self._estimator.predict(features), dtype=float)
 
-    def predict_naive(self, inputs: pd.DataFrame) -> np.ndarray:
-        """The classic tutorial path (per-row dicts, dv.transform); kept as the reference for tests and benchmarks."""
-        features = self.recipe.build(inputs)
-        records = records_for_vectorizer(features)
-        if self.bundle.vectorizer is not None:
-            return np.asarray(self.bundle.model.predict(self.bundle.vectorizer.transform(records)), dtype=float)
-        return np.asarray(self.bundle.model.predict(records), dtype=float)
 
+def split_finite(
+    valid: pd.DataFrame, predictions: np.ndarray, rejected: pd.Series
+) -> tuple[pd.DataFrame, np.ndarray, pd.Series]:
+    """The rows and predictions that are finite, and `rejected` plus every other row (NON_FINITE_PREDICTION).
 
-def _fast_path_parts(bundle: ModelBundle):
-    """(vectorizer, what predicts after it) when a DictVectorizer leads; (None, model) otherwise."""
-    if bundle.vectorizer is not None:
-        return bundle.vectorizer, bundle.model
-    model = bundle.model
-    if isinstance(model, Pipeline):
-        from sklearn.feature_extraction import DictVectorizer
-
-        first = model.steps[0][1]
-        if isinstance(first, DictVectorizer):
-            return first, model[1:]
-        # Any other pipeline is given the feature frame itself (e.g. a ColumnTransformer first).
-    return None, model
+    The one rule for an overflowed prediction in every mode: infinity is neither stored nor answered.
+    """
+    finite = np.isfinite(predictions)
+    if finite.all():
+        return valid, predictions, rejected
+    overflowed = pd.Series(NON_FINITE_PREDICTION, index=valid.index[~finite], dtype=object)
+    return valid[finite], predictions[finite], pd.concat([rejected, overflowed]).sort_index()

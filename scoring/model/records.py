@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scoring.model.predict import NON_FINITE_PREDICTION, Predictor
+from scoring.model.predict import Predictor, split_finite
+from scoring.model.record_ids import canonical_id
 
 
 @dataclass(frozen=True)
 class RecordOutcome:
-    """What happened to one input record: a prediction, or the reason it could not be scored."""
+    """What happened to one input record: a prediction, or the reason it could not be scored.
+
+    `record_id` is the id's canonical text (scoring.model.record_ids), None when it had none or it was refused.
+    """
 
     position: int
     record_id: str | None
@@ -26,19 +29,17 @@ class RecordOutcome:
 def score_records(predictor: Predictor, records: Sequence[object]) -> list[RecordOutcome]:
     """One outcome per record, in order; every valid record is scored in a single vectorised predict."""
     validation = predictor.schema.validate_records(list(records))
-    predictions = predictor.predict(validation.valid)
+    valid, predictions, rejected = split_finite(
+        validation.valid, predictor.predict(validation.valid), validation.rejected
+    )
     id_field = predictor.schema.id_field
-    outcomes: dict[int, RecordOutcome] = {}
-    ids = validation.valid[id_field].tolist() if id_field else [None] * len(validation.valid)
-    for position, record_id, value in zip(validation.valid.index.tolist(), ids, predictions.tolist(), strict=True):
-        if math.isfinite(value):
-            outcomes[position] = RecordOutcome(position, record_id, prediction=value)
-        else:
-            outcomes[position] = RecordOutcome(position, record_id, error=NON_FINITE_PREDICTION)
-    for position, reason in validation.rejected.items():
+    ids = valid[id_field].tolist() if id_field else [None] * len(valid)
+    outcomes = {
+        position: RecordOutcome(position, record_id, prediction=value)
+        for position, record_id, value in zip(valid.index.tolist(), ids, predictions.tolist(), strict=True)
+    }
+    for position, reason in rejected.items():
         record = records[int(position)]
         raw_id = record.get(id_field) if (id_field and isinstance(record, dict)) else None
-        outcomes[int(position)] = RecordOutcome(
-            int(position), None if raw_id is None else str(raw_id), error=str(reason)
-        )
+        outcomes[int(position)] = RecordOutcome(int(position), canonical_id(raw_id)[0], error=str(reason))
     return [outcomes[i] for i in range(len(records))]

@@ -16,9 +16,11 @@ from sklearn.pipeline import make_pipeline
 
 from scoring.cli import main
 from scoring.errors import BundleIntegrityError, ModelLoadError
-from scoring.model.bundle import import_model, load_bundle, sha256_of
+from scoring.model.bundle import load_bundle, sha256_of
+from scoring.model.importing import import_model
 from scoring.model.predict import Predictor
 from scoring.model.trust import BundleTrust
+from tests.conftest import predict_valid
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
@@ -51,7 +53,7 @@ def test_bundle_round_trip_predicts_like_the_objects_it_holds(demo_bundle_dir, p
     # And the loaded predictor gives what the raw objects give
     dv, model = pickle.loads((demo_bundle_dir / "model.bin").read_bytes())
     expected = model.predict(dv.transform([{"PU_DO": "10_50", "trip_distance": 40.0}]))[0]
-    assert predictor.predict(predictor.schema.require_valid([RIDE]))[0] == pytest.approx(expected, rel=1e-12)
+    assert predict_valid(predictor, [RIDE])[0] == pytest.approx(expected, rel=1e-12)
 
 
 def test_tampered_artifact_is_refused_before_unpickling(tmp_path, demo_bundle_dir):
@@ -99,9 +101,7 @@ def test_import_existing_model_bin(tmp_path, as_pipeline):
     bundle = load_bundle(str(dest), BundleTrust.of_bundle(str(dest)))
     assert bundle.manifest.format == ("pipeline" if as_pipeline else "dv_tuple")
     assert bundle.manifest.version == "7"
-    predicted = Predictor(bundle).predict(
-        bundle.schema.require_valid([{"PULocationID": 2, "DOLocationID": 3, "trip_distance": 5.0}])
-    )
+    predicted = predict_valid(Predictor(bundle), [{"PULocationID": 2, "DOLocationID": 3, "trip_distance": 5.0}])
     assert predicted[0] == pytest.approx(model.predict(dv.transform([{"PU_DO": "2_3", "trip_distance": 5.0}]))[0])
 
 

@@ -84,7 +84,10 @@ def test_fast_path_equals_dv_transform_on_random_vocabularies(data, n_cat, n_num
 
 def test_predictor_fast_and_naive_paths_agree_exactly(predictor, rides):
     valid = predictor.schema.validate_frame(rides).valid
-    assert np.array_equal(predictor.predict(valid), predictor.predict_naive(valid))
+    # The classic tutorial path: per-row dicts through the bundle's own DictVectorizer
+    dicts = records_for_vectorizer(predictor.recipe.build(valid))
+    naive = predictor.bundle.model.predict(predictor.bundle.vectorizer.transform(dicts))
+    assert np.array_equal(predictor.predict(valid), naive)
 
 
 def test_pu_do_labels_stay_exact_for_ids_too_large_to_pack():

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from scoring.model.predict import NON_FINITE_PREDICTION, split_finite
 from scoring.model.records import score_records
+from tests.conftest import predict_valid
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 4.5}
 
@@ -16,7 +20,7 @@ def test_each_record_gets_its_own_outcome_in_order(predictor):
     assert [o.ok for o in outcomes] == [True, False, False, True]
     assert outcomes[0].record_id == "256" and outcomes[1].record_id == "bad-1" and outcomes[3].record_id is None
     assert outcomes[1].error == "field 'trip_distance': expected a number, got a boolean"
-    expected = predictor.predict(predictor.schema.require_valid([RIDE]))[0]
+    expected = predict_valid(predictor, [RIDE])[0]
     assert outcomes[0].prediction == pytest.approx(expected) and outcomes[3].prediction == outcomes[0].prediction
 
 
@@ -28,3 +32,23 @@ def test_a_prediction_that_overflows_is_an_error_not_infinity(predictor):
     outcomes = score_records(predictor, [RIDE, {**RIDE, "trip_distance": 1e308}])
     assert outcomes[0].ok
     assert not outcomes[1].ok and "not finite" in outcomes[1].error
+
+
+@pytest.mark.parametrize("sent", [256, 256.0, "256", " 256 "])
+def test_a_rejected_record_is_named_by_the_same_canonical_id_as_a_scored_one(predictor, sent):
+    # Given the same id sent in each form, once on a good ride and once on a bad one
+    good, bad = score_records(predictor, [{**RIDE, "ride_id": sent}, {**RIDE, "trip_distance": -1, "ride_id": sent}])
+    # Then both outcomes carry the id's canonical text, whatever form it came in
+    assert good.ok and not bad.ok
+    assert good.record_id == bad.record_id == "256"
+
+
+def test_split_finite_moves_overflowed_rows_to_the_rejects_in_row_order():
+    # Given three validated rows, the middle one predicted as infinity, and an earlier rejection
+    valid = pd.DataFrame({"x": [1, 2, 3]}, index=[0, 2, 3])
+    rejected = pd.Series(["bad input"], index=[1], dtype=object)
+    # When the finite ones are kept
+    kept, values, reasons = split_finite(valid, np.array([1.5, np.inf, 2.5]), rejected)
+    # Then the overflowed row joins the rejects with the one reason, in input order
+    assert kept.index.tolist() == [0, 3] and values.tolist() == [1.5, 2.5]
+    assert reasons.to_dict() == {1: "bad input", 2: NON_FINITE_PREDICTION}

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring.errors import InvalidInput
 from scoring.model.features import get_recipe
 from scoring.model.schema import InputSchema
 
@@ -56,12 +55,17 @@ def test_integral_float_is_an_integer_and_values_come_back_typed():
     assert result.valid["PULocationID"].tolist() == [10]
 
 
-def test_require_valid_raises_with_every_problem_and_never_echoes_the_record():
-    with pytest.raises(InvalidInput) as caught:
-        SCHEMA.require_valid([GOOD, {**GOOD, "PULocationID": True, "ride_id": 9}, {**GOOD, "trip_distance": "x"}])
-    assert str(caught.value) == "record 1: field 'PULocationID': expected an integer, got a boolean"
-    assert [(p[0], p[1]) for p in caught.value.problems] == [(1, 9), (2, None)]
-    assert "DOLocationID" not in str(caught.value)
+def test_every_bad_record_gets_its_own_reason_and_none_echoes_the_record():
+    # Given one good record and two bad ones
+    result = SCHEMA.validate_records(
+        [GOOD, {**GOOD, "PULocationID": True, "ride_id": 9}, {**GOOD, "trip_distance": "x"}]
+    )
+    # Then each bad record is rejected alone, naming its field, never quoting the record or its other fields
+    assert result.rejected.to_dict() == {
+        1: "field 'PULocationID': expected an integer, got a boolean",
+        2: "field 'trip_distance': expected a number, got a string",
+    }
+    assert result.valid.index.tolist() == [0]
 
 
 def test_several_bad_fields_in_one_row_are_all_named():

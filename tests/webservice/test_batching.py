@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from scoring.model.records import score_records
+from tests.conftest import predict_valid
 from webservice.batching import RequestCoalescer
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 4.5}
@@ -107,7 +108,7 @@ def test_concurrent_requests_through_the_app_get_their_own_answers(client, predi
     rides = [
         {"PULocationID": i % 40, "DOLocationID": i // 4, "trip_distance": 0.5 + i, "ride_id": i} for i in range(160)
     ]
-    expected = predictor.predict(predictor.schema.require_valid(rides))
+    expected = predict_valid(predictor, rides)
 
     def post(ride):
         return client.post("/predict", json={"records": [ride]}).get_json()["predictions"][0]

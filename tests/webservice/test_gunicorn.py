@@ -13,6 +13,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import predict_valid
 from tests.support.gunicorn import CONFIG, answered_probes, running_gunicorn, slow_header_clients
 from tests.webservice.conftest import TUTORIAL_RIDE
 
@@ -48,7 +49,7 @@ def session() -> Iterator[requests.Session]:
 def test_tutorial_payload_over_http_equals_the_core(server, session, predictor):
     response = session.post(f"{server}/predict", json=TUTORIAL_RIDE, timeout=10)
     assert response.status_code == 200
-    expected = predictor.predict(predictor.schema.require_valid([TUTORIAL_RIDE]))[0]
+    expected = predict_valid(predictor, [TUTORIAL_RIDE])[0]
     assert response.json() == {"duration": expected, "model_name": "ride_duration", "model_version": "1"}
 
 

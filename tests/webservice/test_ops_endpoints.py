@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scoring.settings import Settings
 from tests.webservice.conftest import TUTORIAL_RIDE
+from webservice import create_app
 from webservice.readiness import DatabaseProbe, database_to_check
 
 
@@ -79,6 +80,34 @@ def test_database_probe_remembers_its_answer_for_a_while(tmp_path):
 def test_only_a_database_chosen_on_purpose_is_part_of_readiness(database_url, expected):
     settings = Settings() if database_url is None else Settings(database_url=database_url)
     assert database_to_check(settings) == expected
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, None),
+        # Set to the default URL on purpose: the service was pointed at that database, so /ready checks it
+        ({"SCORING_DATABASE_URL": "sqlite:///var/scoring.db"}, "sqlite:///var/scoring.db"),
+        ({"SCORING_DATABASE_URL": "postgresql://db/x"}, "postgresql://db/x"),
+    ],
+)
+def test_readiness_checks_the_database_whenever_its_variable_is_set(environ, expected):
+    assert database_to_check(Settings.from_env(environ)) == expected
+
+
+def test_metrics_sum_the_workers_directory_named_at_app_creation(demo_bundle, tmp_path, monkeypatch):
+    # Given a multiprocess directory named in the settings, and none in the environment of this process
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    app = create_app(Settings(prometheus_multiproc_dir=str(tmp_path)), bundle=demo_bundle)
+    # When /metrics is scraped, then it reads that directory (empty here), not this app's own registry
+    client = app.test_client()
+    client.get("/health")
+    body = client.get("/metrics").get_data(as_text=True)
+    assert "scoring_http_request_duration_seconds" not in body
+    # And without the setting, the app's own registry answers with what it observed
+    own = create_app(Settings(), bundle=demo_bundle).test_client()
+    own.get("/health")
+    assert "scoring_http_request_duration_seconds_count" in own.get("/metrics").get_data(as_text=True)
 
 
 def test_model_describes_the_loaded_bundle(client, demo_bundle):

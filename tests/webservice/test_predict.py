@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scoring.model.predict import Predictor
-from tests.conftest import make_rides
+from tests.conftest import make_rides, predict_valid
 from tests.webservice.conftest import TUTORIAL_RIDE
 
 
@@ -18,7 +18,7 @@ def test_tutorial_payload_gets_exactly_duration_and_model(client, predictor):
     response = client.post("/predict", json=TUTORIAL_RIDE)
     # Then the answer has exactly the three documented keys, and the duration is the core's, to the bit
     assert response.status_code == 200
-    expected = predictor.predict(predictor.schema.require_valid([TUTORIAL_RIDE]))[0]
+    expected = predict_valid(predictor, [TUTORIAL_RIDE])[0]
     assert response.get_json() == {"duration": expected, "model_name": "ride_duration", "model_version": "1"}
     assert list(response.get_json()) == ["duration", "model_name", "model_version"]
 
@@ -32,7 +32,7 @@ def test_batch_answers_in_request_order_with_ids_when_given(client, predictor):
     response = client.post("/predict", json={"records": records})
     assert response.status_code == 200
     body = response.get_json()
-    expected = predictor.predict(predictor.schema.require_valid(records))
+    expected = predict_valid(predictor, records)
     assert body["predictions"] == [
         {"duration": expected[0], "ride_id": 256},
         {"duration": expected[1]},
@@ -101,4 +101,4 @@ def test_predictions_use_the_bundle_given_to_the_factory(make_app, demo_bundle):
     client = make_app().test_client()
     ride = {"PULocationID": 74, "DOLocationID": 75, "trip_distance": 0.0}
     answer = client.post("/predict", json=ride).get_json()["duration"]
-    assert answer == predictor.predict(predictor.schema.require_valid([ride]))[0]
+    assert answer == predict_valid(predictor, [ride])[0]

@@ -1,0 +1,206 @@
+"""Column checks behind the input validator: one field's values become typed values and a reason per row.
+
+Typed columns (Parquet, pandas) are checked with vectorised operations; object arrays of JSON values
+(online, stream) are walked value by value, so that True stays a boolean and 10 an integer as sent.
+Reasons name the field and never echo more than a short prefix of a value.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from scoring.model.record_ids import canonical_ids
+
+if TYPE_CHECKING:
+    from scoring.model.schema import FieldSpec
+
+# From 2**53 on a float64 no longer holds every integer.
+MAX_EXACT_INTEGER = 2**53
+
+
+def type_name(value: object) -> str:
+    """What a JSON value is, as a rejection names it ("a boolean", "an array"), never the value itself."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (numbers.Real, Decimal)):
+        return "a number"
+    if isinstance(value, numbers.Number):
+        return f"a {type(value).__name__} number"  # complex: not a real number, so named by kind
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _no_reasons(rows: int) -> np.ndarray:
+    return np.full(rows, None, dtype=object)
+
+
+def check_field(
+    column: pd.Series | np.ndarray | None, rows: int, index: pd.Index, spec: FieldSpec, text_input: bool
+) -> tuple[object, np.ndarray]:
+    """One input column as its typed values, plus a reason (or None) per row; None for a column not sent."""
+    if column is None:
+        missing = np.full(rows, None, dtype=object) if spec.type == "string" else np.full(rows, np.nan)
+        if spec.required:
+            return missing, np.full(rows, f"missing required field '{spec.name}'", dtype=object)
+        return missing, _no_reasons(rows)
+    if spec.type == "string":
+        return _check_string(column, index, spec)
+    return _check_number(column, spec, text_input)
+
+
+def _check_string(column: pd.Series | np.ndarray, index: pd.Index, spec: FieldSpec) -> tuple[pd.Series, np.ndarray]:
+    reasons = _no_reasons(len(column))
+    values = column if isinstance(column, np.ndarray) else column.to_numpy(dtype=object)
+    is_null = pd.isna(values)
+    not_str = np.fromiter((not isinstance(v, str) for v in values), dtype=bool, count=len(values)) & ~is_null
+    if not_str.any():
+        reasons[not_str] = [f"field '{spec.name}': expected a string, got {type_name(v)}" for v in values[not_str]]
+    if spec.required and is_null.any():
+        reasons[is_null] = f"field '{spec.name}': is null"
+    # A Series keeps dtype=object: from a bare array pandas would infer its string dtype and turn None into NaN.
+    return pd.Series(values, index=index, dtype=object).where(~is_null, None), reasons
+
+
+def _check_number(column: pd.Series | np.ndarray, spec: FieldSpec, text_input: bool) -> tuple[object, np.ndarray]:
+    numeric, reasons = _as_float(column, spec, text_input)
+    typed_ok = pd.isna(reasons)
+    is_nan = np.isnan(numeric) & typed_ok
+    if spec.required and is_nan.any():
+        reasons[is_nan] = f"field '{spec.name}': is null or NaN"
+    is_inf = np.isinf(numeric) & typed_ok
+    if is_inf.any():
+        reasons[is_inf] = f"field '{spec.name}': is not finite"
+    finite = np.isfinite(numeric) & typed_ok
+    if spec.type == "integer":
+        fractional = finite & (np.floor(numeric) != numeric)
+        if fractional.any():
+            reasons[fractional] = [f"field '{spec.name}': {_fmt(v)} is not an integer" for v in numeric[fractional]]
+        # From 2**53 on a float64 no longer holds every integer (2**53 + 1 reads as 2**53), so the value
+        # could have changed already: refuse the whole range rather than store a neighbour.
+        too_large = finite & ~fractional & (np.abs(numeric) >= MAX_EXACT_INTEGER)
+        if too_large.any():
+            reasons[too_large] = f"field '{spec.name}': is too large for an integer (it must be below 2**53)"
+    if spec.minimum is not None:
+        below = finite & (numeric < spec.minimum)
+        if below.any():
+            reasons[below] = [
+                f"field '{spec.name}': {_fmt(v)} is below the minimum {_fmt(spec.minimum)}" for v in numeric[below]
+            ]
+    if spec.maximum is not None:
+        above = finite & (numeric > spec.maximum)
+        if above.any():
+            reasons[above] = [
+                f"field '{spec.name}': {_fmt(v)} is above the maximum {_fmt(spec.maximum)}" for v in numeric[above]
+            ]
+    if spec.type != "integer":
+        return numeric, reasons
+    usable = pd.isna(reasons) & np.isfinite(numeric)
+    if spec.required:
+        # Rejected rows are dropped by the caller; zero-fill them so the int64 cast cannot fail.
+        return np.where(usable, numeric, 0).astype(np.int64), reasons
+    return pd.array(np.where(usable, numeric, np.nan), dtype="Float64").astype("Int64"), reasons
+
+
+def _as_float(column: pd.Series | np.ndarray, spec: FieldSpec, text_input: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The column as float64, plus a reason (or None) per value: the type problems."""
+    if isinstance(column, np.ndarray):  # JSON values as sent
+        return _classify_objects(column, spec)
+    dtype = column.dtype
+    rows = len(column)
+    if pd.api.types.is_bool_dtype(dtype):
+        problem = _no_reasons(rows)
+        problem[column.notna().to_numpy()] = f"field '{spec.name}': expected {_expected(spec)}, got a boolean"
+        return np.full(rows, np.nan), problem
+    if pd.api.types.is_numeric_dtype(dtype):
+        return column.to_numpy(dtype=float, na_value=np.nan), _no_reasons(rows)
+    if text_input:
+        return _parse_text(column, spec)
+    return _classify_objects(column.to_numpy(dtype=object), spec)
+
+
+def _expected(spec: FieldSpec) -> str:
+    return "an integer" if spec.type == "integer" else "a number"
+
+
+def _parse_text(column: pd.Series, spec: FieldSpec) -> tuple[np.ndarray, np.ndarray]:
+    text = column.to_numpy(dtype=object)
+    parsed = pd.to_numeric(column.astype(object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    problem = _no_reasons(len(text))
+    unparsable = np.isnan(parsed) & column.notna().to_numpy()
+    # "nan" and "" parse to NaN but are nulls, not bad text; anything else that failed is bad text.
+    for position in np.flatnonzero(unparsable):
+        value = text[position]
+        if isinstance(value, str) and value.strip().lower() in ("", "nan", "null", "none"):
+            continue
+        problem[position] = f"field '{spec.name}': {_short(value)} is not {_expected(spec)}"
+    return parsed, problem
+
+
+def _classify_objects(values: np.ndarray, spec: FieldSpec) -> tuple[np.ndarray, np.ndarray]:
+    out = np.full(len(values), np.nan)
+    problem = _no_reasons(len(values))
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        if isinstance(v, (bool, np.bool_)):
+            problem[i] = f"field '{spec.name}': expected {_expected(spec)}, got a boolean"
+        elif isinstance(v, numbers.Real):
+            try:
+                out[i] = float(v)
+            except OverflowError:  # an integer of hundreds of digits
+                out[i] = math.inf
+        elif isinstance(v, Decimal):
+            # A Parquet decimal column: a number. float() rounds it to the nearest double, as a float column would
+            # hold it; NaN and infinities go through the checks every number does.
+            out[i] = float(v) if not v.is_snan() else math.nan
+        else:
+            problem[i] = f"field '{spec.name}': expected {_expected(spec)}, got {type_name(v)}"
+    return out, problem
+
+
+def _fmt(value: float) -> str:
+    """A number as a person writes it: 3 rather than 3.0 or np.float64(3.0)."""
+    number = float(value)
+    return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
+
+
+def _short(value: object, limit: int = 20) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_id(
+    column: pd.Series | np.ndarray | None, rows: int, index: pd.Index, id_field: str, required: bool
+) -> tuple[object, np.ndarray]:
+    """The id column as canonical text (scoring.model.record_ids), plus a reason (or None) per row."""
+    if column is None:
+        ids = np.full(rows, None, dtype=object)
+        if required:
+            return ids, np.full(rows, f"missing id field '{id_field}'", dtype=object)
+        return ids, _no_reasons(rows)
+    # JSON values arrive as an object array: there a NaN was sent on purpose; in a typed column it means null.
+    from_json = isinstance(column, np.ndarray)
+    series = pd.Series(column, index=index, dtype=object) if from_json else column
+    ids, refused = canonical_ids(series, nan_is_null=not from_json)
+    reasons = _no_reasons(rows)
+    has_reason = pd.notna(refused)
+    if has_reason.any():
+        reasons[has_reason] = [f"id field '{id_field}': {reason}" for reason in refused[has_reason]]
+    if required:
+        missing = ids.isna().to_numpy() & ~has_reason
+        if missing.any():
+            reasons[missing] = f"id field '{id_field}': is null"
+    return ids, reasons
