@@ -28,7 +28,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from scoring.batch.engine import score_partition
+from scoring.batch import score_partition
 from scoring.batch.partitions import PartitionKey
 from scoring.batch.store.engines import make_engine, normalize_url, upgrade
 from scoring.batch.store.writes import COPY_SQL

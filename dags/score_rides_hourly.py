@@ -1,9 +1,10 @@
 """
 ### Score rides, hourly
 
-Each run scores the hour that just closed, `{input_root}/rides/dt=YYYY-MM-DD/hour=HH/`, and
-publishes it to the `predictions` table of the `scoring_db` connection, exactly once: a rerun or a
-backfill replaces the hour's rows, never duplicates them.
+Each run scores the hour starting at its logical date (for a scheduled run, the hour that just
+closed), `{input_root}/rides/dt=YYYY-MM-DD/hour=HH/`, and publishes it to the `predictions` table
+of the `scoring_db` connection, exactly once: a rerun or a backfill replaces the hour's rows, never
+duplicates them.
 
 **Trigger by hand** with *Partition* set (e.g. `2026-01-01T03`) to score a given hour, and
 *Model bundle* to try another model. Rows that fail validation land in `rejected_records` with

@@ -29,13 +29,16 @@ AIRFLOW_ENV = \
 
 .PHONY: airflow airflow-init
 
-# Metadata migrated and the login fixed (admin/admin by default) before any component starts.
+# Before any component starts: Airflow's metadata migrated, the login fixed (admin/admin by default),
+# and the predictions database migrated. Runs only check its revision, so this is where it migrates
+# (`make demo` and `make airflow` both come through here).
 airflow-init: install
 	@mkdir -p $(AIRFLOW_HOME_DIR)
 	@test -f $(AIRFLOW_HOME_DIR)/passwords.json || \
 		printf '{"%s": "%s"}\n' '$(AIRFLOW_USER)' '$(AIRFLOW_PASSWORD)' > $(AIRFLOW_HOME_DIR)/passwords.json
 	@$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(AIRFLOW_HOME_DIR)/db-migrate.log 2>&1 || \
 		{ tail -20 $(AIRFLOW_HOME_DIR)/db-migrate.log; exit 1; }
+	@$(BIN)/scoring db upgrade --database '$(SCORING_DB_URI)'
 
 airflow: airflow-init
 	@test -f var/models/ride_duration/1/model.json || $(BIN)/scoring demo --input var/data/input --model var/models/ride_duration/1

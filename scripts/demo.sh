@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on embedded defaults: demo data and model, then the hourly DAG run through Airflow for
 # several hours, then what landed in the predictions database. Called by `make demo` with the
-# Airflow environment of mk/airflow.mk already exported.
+# Airflow environment of mk/airflow.mk already exported, after its airflow-init target migrated the
+# predictions database (`scoring db upgrade`): runs only check its revision and never migrate.
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 DAY=${DEMO_DAY:-2026-01-01}

@@ -8,7 +8,6 @@ publish outcome as failed, and sweep stale staging left by killed runs.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import (
@@ -22,13 +21,11 @@ from airflow.sdk import (
     teardown,
 )
 
+from scoring.batch.partitions import PARTITION_KEY_PATTERN
 from scoring_airflow import run_tasks
 from scoring_airflow.errors import task_errors
 
-log = logging.getLogger(__name__)
-
 CRON = {"hourly": "0 * * * *", "daily": "0 0 * * *"}
-PARTITION_PATTERN = r"^\d{4}-\d{2}-\d{2}(T\d{2})?$"
 
 DEFAULT_ARGS = {
     "owner": "ml-platform",
@@ -46,36 +43,15 @@ def predictions_asset(dag_id: str) -> Asset:
 
 def _settings():
     """Settings from the worker's environment, with the trigger form's overrides applied."""
-    from scoring.settings import Settings
-
-    params = get_current_context()["params"]
-    return Settings.from_env().with_overrides(model_uri=params.get("model_uri") or None)
-
-
-def _finish_run(settings, raw_plan: dict, dag_run_id: str) -> str:
-    """Record the run as failed if it has no record yet (publish was killed or never ran); remove its staging.
-
-    The record is built from the plan alone: reading the bundle again could fail (S3 down, bundle
-    replaced) and cost the run its record.
-    """
-    from scoring.batch import engine as batch
-
-    plan = batch.RunPlan.from_dict(raw_plan)
-    reason = (
-        f"the run ended without a publish outcome: a task failed or was stopped before recording why; "
-        f"see the task logs of Airflow DAG run {dag_run_id}"
-    )
-    run_tasks.record_failure(settings, plan, reason)
-    removed = batch.remove_run_staging(plan)
-    return f"removed {removed} staged file(s) of run {plan.run_id}"
+    return run_tasks.settings_for(get_current_context()["params"])
 
 
 def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: datetime | None = None):
-    """Build the scoring DAG for `cadence` ('hourly' or 'daily'); the partition is the interval that just closed."""
+    """Build the scoring DAG for `cadence` ('hourly' or 'daily'); a run scores the period starting at its logical date."""
     # A cron string alone gives data_interval_start == data_interval_end in Airflow 3; the interval
-    # timetable makes each scheduled run cover the hour (or day) that just ended, with its logical date
-    # at the start of that hour. Partitions follow the logical date (run_tasks.resolve_partition), so a
-    # manual or backfill run at 03:00 scores exactly what the scheduled 03:00 run scores.
+    # timetable gives each scheduled run a real hour (or day), run once it has ended, with its logical
+    # date at its start. Partitions follow the logical date (run_tasks.resolve_partition), so a manual
+    # or backfill run at 03:00 scores exactly what the scheduled 03:00 run scores.
     timetable = CronDataIntervalTimetable(CRON[cadence], timezone="UTC")
     asset = predictions_asset(dag_id)
 
@@ -92,7 +68,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
             "partition": Param(
                 None,
                 type=["null", "string"],
-                pattern=PARTITION_PATTERN,
+                pattern=PARTITION_KEY_PATTERN,
                 title="Partition",
                 description="Score this partition instead of the run's data interval: "
                 "2026-01-01T03 (an hour) or 2026-01-01 (a day). Leave empty for the interval.",
@@ -149,19 +125,10 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
 
         @task(outlets=[asset])
         def publish(plan: dict, shard_results: list[dict]) -> dict:
-            from scoring_airflow.hook import ScoringDbHook
-
             # One slice fetches every shard's result in a single request; list() fetches them one by one
             # and stops on a lookup past the last shard, which the worker logs as "ERROR XCom not found".
-            results = shard_results[:]
-            settings = _settings()
-            engine = ScoringDbHook(fallback_url=settings.database_url).get_conn()
-            threshold = get_current_context()["params"].get("reject_threshold")
-            try:
-                with task_errors():
-                    return run_tasks.publish(settings, engine, plan, results, threshold)
-            finally:
-                engine.dispose()
+            with task_errors():
+                return run_tasks.publish(_settings(), plan, shard_results[:])
 
         # A teardown: it runs once publish is done whatever its outcome (all done, as no setup task is
         # declared), and unlike a plain all_done task it does not decide the DAG run's state, so a failed
@@ -171,18 +138,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
         def cleanup() -> str:
             context = get_current_context()
             # Pulled, not passed: when planning failed there is no plan, and the sweep still runs.
-            raw_plan = context["ti"].xcom_pull(task_ids="plan")
-            settings = _settings()
-            lines = []
-            if raw_plan:
-                lines.append(_finish_run(settings, raw_plan, context["run_id"]))
-            from scoring.batch.staging import sweep_staging
-
-            swept = sweep_staging(settings.staging_root, max_age_hours=settings.staging_max_age_hours)
-            lines.append(swept.line(settings.staging_root, settings.staging_max_age_hours))
-            for line in lines:
-                log.info("%s", line)
-            return "; ".join(lines)
+            return run_tasks.cleanup(_settings(), context["ti"].xcom_pull(task_ids="plan"), context["run_id"])
 
         partition = wait_for_partition(choose_partition())
         planned = plan(partition)

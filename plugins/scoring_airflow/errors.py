@@ -10,25 +10,35 @@ from airflow.sdk.exceptions import AirflowFailException
 from scoring.errors import (
     BundleChanged,
     ConfigError,
+    DatabaseBehind,
     InvalidInput,
+    InvalidJobName,
+    InvalidPartitionKey,
     ModelLoadError,
     RejectThresholdExceeded,
     StagingGone,
     UnknownRecipe,
+    UnreadableInput,
 )
 
-# Retrying cannot fix these (the data, the trigger or the bundle is wrong): fail at once, say why.
-# ModelLoadError covers a missing, malformed, tampered (BundleIntegrityError) or untrusted bundle;
-# StagingGone and BundleChanged are publish errors that the same plan can never get past. Any other
-# PublishError (a refused transaction) is retried.
+# Retrying cannot fix these (the data, the trigger, the bundle or the deployment is wrong): fail at
+# once, say why. ModelLoadError covers a missing, malformed, tampered (BundleIntegrityError) or
+# untrusted bundle; StagingGone and BundleChanged are publish errors that the same plan can never get
+# past; DatabaseBehind waits for `scoring db upgrade`, which no retry runs. Everything else retries
+# with backoff: a refused transaction (PublishError), an unreachable database (DatabaseUnavailable),
+# a partition not there yet (PartitionNotFound).
 NOT_RETRYABLE = (
     RejectThresholdExceeded,
     InvalidInput,
+    InvalidPartitionKey,
+    InvalidJobName,
+    UnreadableInput,
     ModelLoadError,
     UnknownRecipe,
     ConfigError,
     StagingGone,
     BundleChanged,
+    DatabaseBehind,
 )
 
 

@@ -1,15 +1,38 @@
 """The steps of one scoring run as plain functions of (settings, Airflow context values).
 
-The DAG's TaskFlow tasks are one-line wrappers around these, so the logic is testable without a
-scheduler and every heavy import happens at task run time, never while a DAG file is parsed.
+The DAG's TaskFlow tasks are one-line calls of these, so the logic is testable without a scheduler
+and every heavy import happens at task run time, never while a DAG file is parsed. A run never
+migrates the predictions database: `plan` and `publish` check its revision and fail at once with
+DatabaseBehind (run `scoring db upgrade` at deploy time).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from scoring.batch import RunPlan
+    from scoring.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def settings_for(params: Mapping[str, Any]) -> Settings:
+    """The worker's Settings with the trigger form's overrides; an empty field keeps the environment's value.
+
+    The one path from DAG params to configuration (the partition param goes to resolve_partition).
+    """
+    from scoring.settings import Settings
+
+    return Settings.from_env().with_overrides(
+        model_uri=params.get("model_uri") or None, reject_threshold=params.get("reject_threshold")
+    )
 
 
 def resolve_partition(
@@ -23,7 +46,7 @@ def resolve_partition(
     return str(PartitionKey.for_run(logical_date, run_after, hourly=hourly))
 
 
-def partition_is_ready(settings, partition: str) -> bool:
+def partition_is_ready(settings: Settings, partition: str) -> bool:
     """True once the partition has at least one data file."""
     from scoring.batch.partitions import PartitionKey
     from scoring.batch.reader import list_partition_files
@@ -38,26 +61,42 @@ def partition_is_ready(settings, partition: str) -> bool:
     return True
 
 
-def plan(settings, *, job: str, partition: str, run_id: str) -> dict:
-    """Fix the run: its files, its staging place, and the verified model it will use."""
-    from scoring.batch import engine as batch
-    from scoring.batch.partitions import PartitionKey
+@contextmanager
+def predictions_db(settings: Settings) -> Iterator[Engine]:
+    """The `scoring_db` connection's engine (SCORING_DATABASE_URL if no connection is defined), disposed after."""
+    from scoring_airflow.hook import ScoringDbHook
+
+    engine = ScoringDbHook(fallback_url=settings.database_url).get_conn()
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def plan(settings: Settings, *, job: str, partition: str, run_id: str) -> dict:
+    """Fix the run: its files, its staging place, and the verified model it will use.
+
+    The database's revision is checked first, so a database that needs `scoring db upgrade` fails
+    the run before any shard is scored.
+    """
+    from scoring import batch
+    from scoring.batch.store.engines import require_current
     from scoring.model.bundle import read_manifest
     from scoring.model.trust import BundleTrust
 
+    with predictions_db(settings) as engine:
+        require_current(engine)
     # The trigger form may name another bundle: it must lie below a trusted root before a byte is read.
     manifest = read_manifest(settings.model_uri, BundleTrust.from_settings(settings))
     run_plan = batch.plan_run(
         job=job,
-        partition=PartitionKey.parse(partition),
+        partition=batch.PartitionKey.parse(partition),
         input_root=settings.input_root,
         dataset=settings.dataset,
         staging_root=settings.staging_root,
         run_id=run_id,
         model_uri=settings.model_uri,
-        model_sha256=manifest.sha256,
-        model_name=manifest.name,
-        model_version=manifest.version,
+        model=manifest,
     )
     log.info(
         "run %s scores %d file(s) of %s with %s v%s",
@@ -70,13 +109,13 @@ def plan(settings, *, job: str, partition: str, run_id: str) -> dict:
     return run_plan.to_dict()
 
 
-def score_shard(settings, plan: dict, index: int, *, last_try: bool = True) -> dict:
+def score_shard(settings: Settings, plan: dict, index: int, *, last_try: bool = True) -> dict:
     """Score one file of the run; the result is staged, nothing is published yet.
 
     A failure that will not be retried (the last try, or an error no retry fixes) is recorded as the
     run's failure with the shard's real reason, unless the run already has a record, then re-raised.
     """
-    from scoring.batch import engine as batch
+    from scoring import batch
     from scoring.model.bundle import load_bundle
     from scoring.model.predict import Predictor
     from scoring.model.trust import BundleTrust
@@ -96,49 +135,63 @@ def score_shard(settings, plan: dict, index: int, *, last_try: bool = True) -> d
     return result.to_dict()
 
 
-def record_failure(settings, run_plan, reason: str, *, only_if_unrecorded: bool = True) -> None:
+def record_failure(settings: Settings, run_plan: RunPlan, reason: str, *, only_if_unrecorded: bool = True) -> None:
     """Record the run as failed from its plan alone (the bundle is not read again); never raises.
 
     Only if it has no record yet, by default: the first real reason stays, and a publish that
     recorded its own outcome keeps it.
     """
-    from scoring.batch import engine as batch
-    from scoring.batch.store.engines import upgrade
-    from scoring_airflow.hook import ScoringDbHook
+    from scoring import batch
 
     try:
-        engine = ScoringDbHook(fallback_url=settings.database_url).get_conn()
-        try:
-            upgrade(engine)  # the run may fail before publish, which migrates, ever ran
+        with predictions_db(settings) as engine:
             batch.record_failed_run(engine, run_plan, None, reason, only_if_unrecorded=only_if_unrecorded)
-        finally:
-            engine.dispose()
     except Exception as exc:  # the task's own error is what matters
         log.warning("run %s: its failure could not be recorded: %s", run_plan.run_id, exc)
 
 
-def publish(settings, engine, plan: dict, shard_results: list[dict], reject_threshold: float | None) -> dict:
+def publish(settings: Settings, plan: dict, shard_results: list[dict]) -> dict:
     """Publish the run's staged shards in one transaction; a reject rate above the threshold fails the task."""
-    from scoring.batch import engine as batch
-    from scoring.batch.staging import ShardResult
-    from scoring.batch.store.engines import upgrade
-    from scoring.model.bundle import read_manifest
+    from scoring import batch
+    from scoring.batch.store.engines import require_current
     from scoring.model.trust import BundleTrust
 
     run_plan = batch.RunPlan.from_dict(plan)
-    upgrade(engine)
-    shards = sorted((ShardResult.from_dict(r) for r in shard_results), key=lambda s: run_plan.files.index(s.source_uri))
-    try:
-        manifest = read_manifest(run_plan.model_uri, BundleTrust.from_settings(settings))
-    except Exception as exc:
-        batch.record_failed_run(engine, run_plan, None, f"publish: the model bundle cannot be read: {exc}")
-        raise
-    summary = batch.publish_run(
-        engine,
-        run_plan,
-        shards,
-        manifest,
-        reject_threshold=settings.reject_threshold if reject_threshold is None else reject_threshold,
-    )
+    shards = [batch.ShardResult.from_dict(result) for result in shard_results]
+    with predictions_db(settings) as engine:
+        require_current(engine)
+        summary = batch.publish_planned_run(
+            engine, run_plan, shards, BundleTrust.from_settings(settings), reject_threshold=settings.reject_threshold
+        )
     log.info("%s", summary.line())
     return summary.to_dict()
+
+
+def finish_run(settings: Settings, plan: dict, dag_run_id: str) -> str:
+    """Record the run as failed if it has no record yet (publish was killed or never ran); remove its staging.
+
+    The record is built from the plan alone: reading the bundle again could fail (S3 down, bundle
+    replaced) and cost the run its record.
+    """
+    from scoring import batch
+
+    run_plan = batch.RunPlan.from_dict(plan)
+    reason = (
+        f"the run ended without a publish outcome: a task failed or was stopped before recording why; "
+        f"see the task logs of Airflow DAG run {dag_run_id}"
+    )
+    record_failure(settings, run_plan, reason)
+    removed = batch.remove_run_staging(run_plan)
+    return f"removed {removed} staged file(s) of run {run_plan.run_id}"
+
+
+def cleanup(settings: Settings, plan: dict | None, dag_run_id: str) -> str:
+    """Finish the run if it was planned, then sweep stale staging left by killed runs; one line of what went."""
+    from scoring.batch.staging import sweep_staging
+
+    lines = [finish_run(settings, plan, dag_run_id)] if plan else []
+    swept = sweep_staging(settings.staging_root, max_age_hours=settings.staging_max_age_hours)
+    lines.append(swept.line(settings.staging_root, settings.staging_max_age_hours))
+    for line in lines:
+        log.info("%s", line)
+    return "; ".join(lines)

@@ -6,14 +6,18 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from scoring.errors import InvalidInput
+from scoring.errors import InvalidPartitionKey
 
-_HOURLY = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2})$")
-_DAILY = re.compile(r"^(\d{4}-\d{2}-\d{2})$")
+# The one definition of a partition key's syntax: the DAGs' trigger form checks it with this pattern
+# (JSON Schema), and parse() below adds what a pattern cannot say (a real date, an hour below 24).
+# Plain groups only: the form's browser-side check reads it as an ECMAScript regex.
+PARTITION_KEY_PATTERN = r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}))?$"
+_PARTITION_KEY = re.compile(PARTITION_KEY_PATTERN)
 
 
 @dataclass(frozen=True, order=True)
@@ -25,28 +29,34 @@ class PartitionKey:
 
     @classmethod
     def parse(cls, text: str) -> PartitionKey:
-        """'2026-01-01T03' (hourly) or '2026-01-01' (daily); anything else is InvalidInput."""
+        """'2026-01-01T03' (hourly) or '2026-01-01' (daily); anything else is InvalidPartitionKey saying what is wrong."""
         text = text.strip()
-        for pattern in (_HOURLY, _DAILY):
-            match = pattern.match(text)
-            if not match:
-                continue
-            try:
-                day = date.fromisoformat(match.group(1))
-            except ValueError:
-                break
-            hour = int(match.group(2)) if pattern is _HOURLY else None
-            if hour is not None and not 0 <= hour <= 23:
-                break
-            return cls(day, hour)
-        raise InvalidInput(f"partition key {text!r} is neither YYYY-MM-DD (daily) nor YYYY-MM-DDTHH (hourly)")
+        match = _PARTITION_KEY.match(text)
+        if not match:
+            raise InvalidPartitionKey(
+                f"partition key {text[:40]!r} is neither YYYY-MM-DD (daily) nor YYYY-MM-DDTHH (hourly)"
+            )
+        year, month, day = (int(group) for group in match.groups()[:3])
+        hour = None if match.group(4) is None else int(match.group(4))
+        if year < 1:
+            raise InvalidPartitionKey(f"partition key {text!r} names year 0000; years start at 0001")
+        if not 1 <= month <= 12:
+            raise InvalidPartitionKey(f"partition key {text!r} names month {month}; months run from 01 to 12")
+        days = calendar.monthrange(year, month)[1]
+        if not 1 <= day <= days:
+            raise InvalidPartitionKey(
+                f"partition key {text!r} names day {day} of {year:04d}-{month:02d}, which has {days} days"
+            )
+        if hour is not None and hour > 23:
+            raise InvalidPartitionKey(f"partition key {text!r} names hour {hour}; hours run from 00 to 23")
+        return cls(date(year, month, day), hour)
 
     @classmethod
     def for_run(cls, logical_date: datetime | None, run_after: datetime, *, hourly: bool) -> PartitionKey:
         """The hour (or day) a DAG run scores: the one starting at its logical date, once it has closed.
 
-        Scheduled and backfill runs have logical date = start of the interval that just closed, so this
-        is their interval. A manual run at logical date 04:00 therefore scores 04:00-05:00, the hour of
+        A scheduled or backfill run's logical date is the start of its data interval, so this is that
+        interval. A manual run at logical date 04:00 therefore scores 04:00-05:00, the hour of
         the scheduled run it stands in for, never the hour before (that one belongs to the 03:00 run).
         A manual run whose hour has not closed yet (logical date "now", or none) scores the last
         closed one instead of a partial hour.

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from scoring import storage
 from scoring.batch.partitions import PartitionKey
-from scoring.errors import InvalidInput, PartitionNotFound
+from scoring.errors import PartitionNotFound, UnreadableInput
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +80,10 @@ def _below(root: Path, real: Path) -> bool:
 def read_chunks(uri: str, chunk_rows: int, *, input_root: str) -> Iterator[Chunk]:
     """Record batches of at most `chunk_rows` rows (CSV: about that many), all columns kept.
 
-    A local file must still lie inside `input_root` when it is opened (InvalidInput if not).
+    A local file must still lie inside `input_root` when it is opened (UnreadableInput if not).
     """
     if not uri.endswith(DATA_SUFFIXES):
-        raise InvalidInput(f"{uri}: unsupported file type; expected .parquet or .csv")
+        raise UnreadableInput(f"{uri}: unsupported file type; expected .parquet or .csv")
     with _open_input(uri, input_root) as handle:
         if uri.endswith(".parquet"):
             yield from _parquet_chunks(handle, uri, chunk_rows)
@@ -106,7 +106,7 @@ def _open_input(uri: str, input_root: str) -> Iterator[io.BufferedReader]:
         # Non-blocking, so a FIFO swapped in cannot hang the shard; it is refused below as not a regular file.
         descriptor = os.open(uri, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        raise InvalidInput(f"{uri} cannot be opened: {exc.strerror or type(exc).__name__}") from exc
+        raise UnreadableInput(f"{uri} cannot be opened: {exc.strerror or type(exc).__name__}") from exc
     with os.fdopen(descriptor, "rb") as handle:
         real = Path(uri).resolve()
         opened = os.fstat(descriptor)
@@ -116,7 +116,7 @@ def _open_input(uri: str, input_root: str) -> Iterator[io.BufferedReader]:
             named = None
         same = named is not None and (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
         if not (same and stat.S_ISREG(opened.st_mode) and _below(Path(input_root).resolve(), real)):
-            raise InvalidInput(
+            raise UnreadableInput(
                 f"{uri}: refused: it leads outside the input root {input_root} or is not a regular file "
                 "(a link swapped in after the run was planned?)"
             )
@@ -130,7 +130,7 @@ def _parquet_chunks(handle: io.BufferedReader, uri: str, chunk_rows: int) -> Ite
         for batch in parquet.iter_batches(batch_size=chunk_rows):
             yield Chunk(pa.Table.from_batches([batch]), text_input=False)
     except (pa.ArrowException, OSError) as exc:
-        raise InvalidInput(f"{uri} is not a readable Parquet file: {_first_line(exc)}") from exc
+        raise UnreadableInput(f"{uri} is not a readable Parquet file: {_first_line(exc)}") from exc
 
 
 def _csv_chunks(handle: io.BufferedReader, uri: str) -> Iterator[Chunk]:
@@ -143,7 +143,7 @@ def _csv_chunks(handle: io.BufferedReader, uri: str) -> Iterator[Chunk]:
         for batch in reader:
             yield Chunk(pa.Table.from_batches([batch]), text_input=True)
     except pa.ArrowException as exc:
-        raise InvalidInput(f"{uri} is not a readable CSV file: {_csv_problem(handle, exc)}") from exc
+        raise UnreadableInput(f"{uri} is not a readable CSV file: {_csv_problem(handle, exc)}") from exc
 
 
 @contextmanager
@@ -162,7 +162,7 @@ def _csv_header(handle: io.BufferedReader, uri: str) -> list[str]:
     with _as_text(handle) as text:
         first = text.readline()
     if not first.strip():
-        raise InvalidInput(f"{uri} is empty: a CSV partition file needs a header row")
+        raise UnreadableInput(f"{uri} is empty: a CSV partition file needs a header row")
     return next(csv.reader([first]))
 
 

@@ -10,7 +10,7 @@ from scoring.settings import Settings
 def register(commands: argparse._SubParsersAction) -> None:
     """Add `db upgrade`, `score`, `staging sweep` and `report`."""
     db = commands.add_parser("db", help="the predictions database").add_subparsers(dest="db_command")
-    up = db.add_parser("upgrade", help="create or migrate the tables with Alembic")
+    up = db.add_parser("upgrade", help="create or migrate the tables with Alembic (at deploy time; runs never migrate)")
     up.add_argument("--database", help="database URL (default SCORING_DATABASE_URL)")
     up.set_defaults(handler=_db_upgrade)
 
@@ -38,19 +38,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.batch.store.engines import make_engine, upgrade
+    from scoring.batch.store.engines import describe, make_engine, upgrade
 
-    url = args.database or settings.database_url
-    upgrade(make_engine(url))
-    print(f"database at {_redact(url)} is at the latest schema")
+    engine = make_engine(args.database or settings.database_url)
+    upgrade(engine)
+    print(f"database at {describe(engine)} is at the latest schema")
     return 0
 
 
 def _score(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.batch.engine import score_partition, validate_job_name
-    from scoring.batch.partitions import PartitionKey
+    from scoring.batch import PartitionKey, score_partition, validate_job_name
     from scoring.batch.progress import RowProgress
-    from scoring.batch.store.engines import make_engine, upgrade
+    from scoring.batch.store.engines import make_engine, require_current
     from scoring.model.bundle import load_bundle
     from scoring.model.predict import Predictor
     from scoring.model.trust import BundleTrust
@@ -62,7 +61,7 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
     partition = PartitionKey.parse(args.partition)
     predictor = Predictor(load_bundle(settings.model_uri, BundleTrust.from_settings(settings)))
     engine = make_engine(settings.database_url)
-    upgrade(engine)
+    require_current(engine)  # migrating is `scoring db upgrade`'s job, at deploy time
     with RowProgress(f"scoring {partition}") as progress:
         summary = score_partition(
             predictor,
@@ -110,12 +109,3 @@ def format_table(rows: list[dict[str, object]]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(str(r[h]).ljust(w) for h, w in zip(headers, widths, strict=True)) for r in rows]
     return "\n".join(lines)
-
-
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<database>"

@@ -85,6 +85,12 @@ def test_scheduled_runs_score_the_interval_that_just_closed(dagbag, dag_id, earl
 
 @pytest.fixture
 def scoring_env(monkeypatch, tmp_path, demo_bundle_dir, pg_schema_url):
+    from scoring.batch.store.engines import make_engine, upgrade
+
+    # Migrated as a deploy does (`scoring db upgrade`): runs only check the revision
+    engine = make_engine(pg_schema_url)
+    upgrade(engine)
+    engine.dispose()
     root = tmp_path / "input"
     monkeypatch.setenv("SCORING_INPUT_ROOT", str(root))
     monkeypatch.setenv("SCORING_MODEL_URI", str(demo_bundle_dir))
@@ -151,6 +157,50 @@ def test_dag_test_run_publishes_the_closed_hour_once_even_when_rerun(airflow_db,
 
 @pytest.mark.postgres
 @pytest.mark.airflow
+def test_a_database_never_migrated_fails_the_run_at_plan_without_retries(
+    airflow_db, dagbag, monkeypatch, tmp_path, demo_bundle_dir, pg_schema_url
+):
+    from scoring.demo.synthetic import write_partition
+
+    # Given an hour of rides and a predictions database nobody ran `scoring db upgrade` on
+    monkeypatch.setenv("SCORING_INPUT_ROOT", str(tmp_path / "input"))
+    monkeypatch.setenv("SCORING_MODEL_URI", str(demo_bundle_dir))
+    monkeypatch.setenv("SCORING_STAGING_ROOT", str(tmp_path / "staging"))
+    monkeypatch.setenv("AIRFLOW_CONN_SCORING_DB", pg_schema_url)
+    write_partition(str(tmp_path / "input"), "rides", PartitionKey.parse("2026-01-01T06"), make_rides(10), files=1)
+    # When the DAG runs for that hour
+    run = dagbag.dags["score_rides_hourly"].test(logical_date=datetime(2026, 1, 1, 6, tzinfo=timezone.utc))
+    # Then plan fails at once (no retry runs the upgrade), nothing is scored, and no table was created
+    assert run.state == "failed"
+    plan = next(ti for ti in run.get_task_instances() if ti.task_id == "plan")
+    assert plan.state == "failed" and plan.try_number == 1
+    assert _state(run, "publish") == "upstream_failed"
+    engine = sa.create_engine(pg_schema_url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")).scalar() == 0
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("params", "model_uri", "threshold"),
+    [
+        ({}, "env-model", 0.01),
+        ({"partition": "2026-01-01T03", "model_uri": None, "reject_threshold": None}, "env-model", 0.01),
+        ({"model_uri": "", "reject_threshold": 0}, "env-model", 0.0),
+        ({"model_uri": "other-model", "reject_threshold": 0.2}, "other-model", 0.2),
+    ],
+)
+def test_trigger_params_become_settings_overrides_in_one_place(monkeypatch, params, model_uri, threshold):
+    from scoring_airflow.run_tasks import settings_for
+
+    monkeypatch.setenv("SCORING_MODEL_URI", "env-model")
+    monkeypatch.setenv("SCORING_REJECT_THRESHOLD", "0.01")
+    settings = settings_for(params)
+    assert (settings.model_uri, settings.reject_threshold) == (model_uri, threshold)
+
+
+@pytest.mark.postgres
+@pytest.mark.airflow
 def test_manual_partition_param_overrides_the_interval(airflow_db, dagbag, scoring_env, pg_schema_url):
     from scoring.demo.synthetic import write_partition
 
@@ -210,10 +260,10 @@ def test_cleanup_records_a_failed_run_from_its_plan_when_the_bundle_is_gone(
 ):
     import shutil
 
-    from scoring.batch import engine as batch
+    from scoring import batch
     from scoring.demo.synthetic import write_partition
     from scoring.settings import Settings
-    from scoring_airflow.dag_factory import _finish_run
+    from scoring_airflow.run_tasks import finish_run
 
     # Given a planned run whose bundle has since been deleted (or replaced, or lost its signature)
 
@@ -230,14 +280,12 @@ def test_cleanup_records_a_failed_run_from_its_plan_when_the_bundle_is_gone(
         staging_root=str(tmp_path / "staging"),
         run_id="manual__gone.try1",
         model_uri=str(bundle),
-        model_sha256=manifest.sha256,
-        model_name=manifest.name,
-        model_version=manifest.version,
+        model=manifest,
     )
     shutil.rmtree(bundle)
     settings = Settings.from_env().with_overrides(model_uri=str(bundle))
     # When cleanup finishes the run
-    _finish_run(settings, plan.to_dict(), "manual__gone")
+    finish_run(settings, plan.to_dict(), "manual__gone")
     # Then the run is recorded as failed with the planned model, without reading the bundle again
     from scoring.batch.store.engines import make_engine
 
@@ -255,8 +303,13 @@ def test_cleanup_records_a_failed_run_from_its_plan_when_the_bundle_is_gone(
         ("BundleChanged", False),
         ("RejectThresholdExceeded", False),
         ("InvalidInput", False),
+        ("InvalidPartitionKey", False),
+        ("InvalidJobName", False),
+        ("UnreadableInput", False),
         ("ModelLoadError", False),
+        ("DatabaseBehind", False),  # waits for `scoring db upgrade`, which no retry runs
         ("PublishError", True),  # a database that refused the transaction may take it next time
+        ("DatabaseUnavailable", True),  # a database that is down may be back on the next try
         ("PartitionNotFound", True),
     ],
 )

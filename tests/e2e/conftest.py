@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from scoring.batch.store.engines import normalize_url
+from scoring.batch.store.engines import make_engine, normalize_url, upgrade
 from tests.e2e.airflow_stack import (
     DAG_ID,
     AirflowStack,
@@ -46,7 +46,12 @@ def scoring_schema_url(postgres_url: str) -> Iterator[str]:
     admin = sa.create_engine(normalize_url(postgres_url))
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{postgres_url}?options=-csearch_path%3D{schema}"
+    url = f"{postgres_url}?options=-csearch_path%3D{schema}"
+    # Migrated as a deploy does (`scoring db upgrade`): the DAG runs only check the revision.
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
     with admin.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()

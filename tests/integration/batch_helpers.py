@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from scoring.batch.engine import RunSummary, score_partition
+from scoring.batch import RunSummary, score_partition
 from scoring.batch.partitions import PartitionKey
 from scoring.demo.synthetic import write_partition
 from scoring.model.predict import Predictor

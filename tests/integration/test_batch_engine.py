@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from scoring.batch.partitions import PartitionKey
 from scoring.errors import PartitionNotFound, RejectThresholdExceeded
@@ -159,7 +160,7 @@ def test_a_rejected_row_holding_infinity_or_nan_is_kept_and_the_rest_published(e
 
 def test_publishing_the_same_plan_again_replaces_its_own_record(engine, predictor, tmp_path):
     # Given a run that failed its threshold (a retried or cleared publish task re-publishes the same plan)
-    from scoring.batch.engine import plan_run, publish_run, score_shard
+    from scoring.batch import plan_run, publish_run, score_shard
     from scoring.batch.partitions import PartitionKey
 
     rides = make_rides(100)
@@ -173,6 +174,8 @@ def test_publishing_the_same_plan_again_replaces_its_own_record(engine, predicto
         dataset="rides",
         staging_root=str(tmp_path / "stage"),
         run_id="manual__x.try1",
+        model_uri=predictor.bundle.uri,
+        model=predictor.bundle.manifest,
     )
     shards = [score_shard(predictor, plan, 0, chunk_rows=50)]
     with pytest.raises(RejectThresholdExceeded):
@@ -187,18 +190,24 @@ def test_publishing_the_same_plan_again_replaces_its_own_record(engine, predicto
 
 
 def test_a_shard_that_fails_leaves_no_staging_behind(predictor, tmp_path):
-    from scoring.batch.engine import plan_run, score_shard
+    from scoring.batch import plan_run, score_shard
     from scoring.batch.partitions import PartitionKey
-    from scoring.errors import InvalidInput
+    from scoring.errors import UnreadableInput
 
     key = PartitionKey.parse("2026-03-01T05")
     partition_dir = tmp_path / "in" / "rides" / "dt=2026-03-01" / "hour=05"
     partition_dir.mkdir(parents=True)
     (partition_dir / "part-0.parquet").write_bytes(b"not parquet at all")
     plan = plan_run(
-        job="j", partition=key, input_root=str(tmp_path / "in"), dataset="rides", staging_root=str(tmp_path / "stage")
+        job="j",
+        partition=key,
+        input_root=str(tmp_path / "in"),
+        dataset="rides",
+        staging_root=str(tmp_path / "stage"),
+        model_uri=predictor.bundle.uri,
+        model=predictor.bundle.manifest,
     )
-    with pytest.raises(InvalidInput, match="not a readable Parquet file"):
+    with pytest.raises(UnreadableInput, match="not a readable Parquet file"):
         score_shard(predictor, plan, 0, chunk_rows=50)
     assert [p for p in (tmp_path / "stage").rglob("*") if p.is_file()] == []
 
@@ -218,3 +227,30 @@ def test_concurrent_reruns_of_a_partition_keep_one_copy(pg_engine, predictor, tm
     assert len(table) == 800 and table["record_id"].is_unique
     assert len(set(table["run_id"])) == 1 and table["run_id"][0] in {s.run_id for s in summaries}
     assert (runs(pg_engine)["status"] == "published").sum() == 4
+
+
+def test_the_revision_check_names_the_upgrade_command_until_the_schema_is_migrated(pg_schema_url):
+    from sqlalchemy.engine import make_url
+
+    from scoring.batch.store.engines import describe, make_engine, require_current, upgrade
+    from scoring.errors import DatabaseBehind
+
+    # Given an empty schema, reached with a password in its URL (the local server trusts, so any is taken)
+    url = make_url(pg_schema_url).set(password="hunter2").render_as_string(hide_password=False)
+    engine = make_engine(url)
+    # When a run checks it, Then it is behind, and the message says exactly what to run, password hidden
+    with pytest.raises(DatabaseBehind) as behind:
+        require_current(engine)
+    message = str(behind.value)
+    assert message.startswith(
+        f"the predictions database at {describe(engine)} is at no revision (no tables yet), this code needs revision 0001: "
+        f"run `scoring db upgrade --database {describe(engine)}`"
+    )
+    assert "hunter2" not in message and ":***@" in message
+    # And checking created nothing: the schema is still empty
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")).scalar() == 0
+    # When the deploy step migrates it, Then the check passes
+    upgrade(engine)
+    require_current(engine)
+    engine.dispose()

@@ -7,6 +7,7 @@ messages never carry the raw row.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
@@ -15,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from scoring.batch.engine import raw_record_json
-from scoring.errors import InvalidInput, PublishError
+from scoring.batch.rejects import raw_record_json
+from scoring.errors import PublishError, UnreadableInput
 from tests.conftest import make_rides
 from tests.integration.batch_helpers import HOUR, rejects, run, runs, stored, write_rides
 
@@ -167,7 +168,7 @@ def test_a_shard_error_in_the_cli_path_records_a_failed_run(engine, predictor, t
     write_rides(str(root), make_rides(100), files=1)
     (_partition_dir(root) / "part-00009.parquet").write_bytes(b"PAR1 this is not parquet")
     # When it is scored
-    with pytest.raises(InvalidInput, match="not a readable Parquet file"):
+    with pytest.raises(UnreadableInput, match="not a readable Parquet file"):
         run(predictor, engine, str(root), str(tmp_path / "stage"))
     # Then a failed run names the file, nothing is published, and no staging is left
     history = runs(engine)
@@ -223,7 +224,7 @@ def test_a_failed_run_removes_its_staging(engine, predictor, tmp_path):
 
 def test_publish_of_a_plan_whose_staging_is_gone_says_so(engine, predictor, tmp_path):
     # Given a scored plan whose staging was cleaned up (a cleared publish task after the cleanup task)
-    from scoring.batch.engine import plan_run, publish_run, remove_run_staging, score_shard
+    from scoring.batch import plan_run, publish_run, remove_run_staging, score_shard
 
     write_rides(str(tmp_path / "in"), make_rides(50), files=1)
     plan = plan_run(
@@ -232,6 +233,8 @@ def test_publish_of_a_plan_whose_staging_is_gone_says_so(engine, predictor, tmp_
         input_root=str(tmp_path / "in"),
         dataset="rides",
         staging_root=str(tmp_path / "stage"),
+        model_uri=predictor.bundle.uri,
+        model=predictor.bundle.manifest,
     )
     shards = [score_shard(predictor, plan, 0, chunk_rows=50)]
     remove_run_staging(plan)
@@ -248,7 +251,7 @@ def test_a_failed_run_is_recorded_from_its_plan_when_the_bundle_can_no_longer_be
     # Given a run planned with a bundle (its name, version and sha256 kept in the plan) that is then deleted
     import shutil
 
-    from scoring.batch.engine import plan_run, record_failed_run
+    from scoring.batch import plan_run, record_failed_run
 
     bundle = tmp_path / "bundle"
     shutil.copytree(demo_bundle_dir, bundle)
@@ -262,9 +265,7 @@ def test_a_failed_run_is_recorded_from_its_plan_when_the_bundle_can_no_longer_be
         staging_root=str(tmp_path / "stage"),
         run_id="manual__gone.try1",
         model_uri=str(bundle),
-        model_sha256=manifest.sha256,
-        model_name=manifest.name,
-        model_version=manifest.version,
+        model=manifest,
     )
     shutil.rmtree(bundle)
     # When the failure is recorded without a manifest
@@ -282,7 +283,7 @@ def test_a_failed_run_is_recorded_from_its_plan_when_the_bundle_can_no_longer_be
 
 
 def test_publish_of_a_plan_whose_staging_is_gone_is_a_staging_gone_error(engine, predictor, tmp_path):
-    from scoring.batch.engine import plan_run, publish_run, remove_run_staging, score_shard
+    from scoring.batch import plan_run, publish_run, remove_run_staging, score_shard
     from scoring.errors import StagingGone
 
     write_rides(str(tmp_path / "in"), make_rides(50), files=1)
@@ -292,6 +293,8 @@ def test_publish_of_a_plan_whose_staging_is_gone_is_a_staging_gone_error(engine,
         input_root=str(tmp_path / "in"),
         dataset="rides",
         staging_root=str(tmp_path / "stage"),
+        model_uri=predictor.bundle.uri,
+        model=predictor.bundle.manifest,
     )
     shards = [score_shard(predictor, plan, 0, chunk_rows=50)]
     remove_run_staging(plan)
@@ -300,17 +303,44 @@ def test_publish_of_a_plan_whose_staging_is_gone_is_a_staging_gone_error(engine,
 
 
 def test_a_shard_of_a_plan_made_with_another_bundle_is_a_bundle_changed_error(predictor, tmp_path):
-    from scoring.batch.engine import plan_run, score_shard
+    from scoring.batch import score_shard
     from scoring.errors import BundleChanged
 
     write_rides(str(tmp_path / "in"), make_rides(10), files=1)
-    plan = plan_run(
+    plan = replace(_plan(predictor, tmp_path), model_sha256="0" * 64)
+    with pytest.raises(BundleChanged, match="the bundle changed mid-run"):
+        score_shard(predictor, plan, 0, chunk_rows=50)
+
+
+def _plan(predictor, tmp_path):
+    from scoring.batch import plan_run
+
+    return plan_run(
         job="score_rides_hourly",
         partition=HOUR,
         input_root=str(tmp_path / "in"),
         dataset="rides",
         staging_root=str(tmp_path / "stage"),
-        model_sha256="0" * 64,
+        model_uri=predictor.bundle.uri,
+        model=predictor.bundle.manifest,
     )
-    with pytest.raises(BundleChanged, match="the bundle changed mid-run"):
-        score_shard(predictor, plan, 0, chunk_rows=50)
+
+
+def test_a_plan_that_names_no_model_is_refused_by_shard_and_publish(engine, predictor, tmp_path):
+    from scoring.batch import publish_run, score_shard
+    from scoring.errors import BundleChanged
+
+    # Given a run scored with its bundle, and the same plan without its model sha256 (a plan made by
+    # older code, or edited in an XCom)
+    write_rides(str(tmp_path / "in"), make_rides(10), files=1)
+    plan = _plan(predictor, tmp_path)
+    shards = [score_shard(predictor, plan, 0, chunk_rows=50)]
+    blank = replace(plan, model_sha256="")
+    # Then neither a shard nor the publish skips the model check: both refuse it
+    with pytest.raises(BundleChanged, match="names no model sha256"):
+        score_shard(predictor, blank, 0, chunk_rows=50)
+    with pytest.raises(BundleChanged, match="names no model sha256"):
+        publish_run(engine, blank, shards, predictor.bundle.manifest, reject_threshold=0.01)
+    # And nothing was published; the refusal is recorded as the run's failure
+    assert stored(engine).empty
+    assert runs(engine)["status"].tolist() == ["failed"]

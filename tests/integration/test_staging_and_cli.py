@@ -119,8 +119,12 @@ def test_sweep_command_prints_one_line(tmp_path, capsys, monkeypatch):
 
 
 def _score(capsys, tmp_path, *extra: str, database: str | None = None, model: str | None = None) -> tuple[int, str]:
+    """`scoring score` of the test partition; without `database`, into a SQLite file migrated first, as a deploy does."""
+    if database is None:
+        database = f"sqlite:///{tmp_path / 'db.sqlite'}"
+        assert cli.main(["db", "upgrade", "--database", database]) == 0
     argv = ["score", "--job", JOB, "--partition", "2026-03-01T05", "--input", str(tmp_path / "in")]
-    argv += ["--database", database or f"sqlite:///{tmp_path / 'db.sqlite'}"]
+    argv += ["--database", database]
     if model:
         argv += ["--model", model]
     code = cli.main([*argv, *extra])
@@ -162,6 +166,27 @@ def test_unreachable_postgres_is_one_line_naming_the_database_without_its_passwo
     line = _assert_one_error_line(err)
     assert "127.0.0.1:1/predictions" in line and "scorer" in line
     assert "hunter2" not in err
+
+
+def test_score_refuses_a_database_behind_the_code_and_says_what_to_run(cli_env, capsys):
+    # Given a partition and a predictions database nobody has migrated yet
+    write_rides(str(cli_env / "in"), make_rides(10), files=1)
+    database = f"sqlite:///{cli_env / 'fresh.sqlite'}"
+    argv = ["score", "--job", JOB, "--partition", "2026-03-01T05", "--input", str(cli_env / "in")]
+    # When it is scored into it
+    code = cli.main([*argv, "--database", database])
+    # Then the run stops before scoring, naming the revisions and the exact command, and migrates nothing
+    line = _assert_one_error_line(capsys.readouterr().err)
+    assert code == 1
+    assert line == (
+        f"error: the predictions database at {database} is at no revision (no tables yet), this code needs "
+        f"revision 0001: run `scoring db upgrade --database {database}` (with the real password) where the "
+        "code is deployed"
+    )
+    assert not (cli_env / "stage").exists()
+    # And once the deploy step has run, the same command scores
+    assert cli.main(["db", "upgrade", "--database", database]) == 0
+    assert cli.main([*argv, "--database", database]) == 0
 
 
 @pytest.mark.parametrize(
@@ -258,8 +283,8 @@ def test_a_failed_cli_run_is_recorded(cli_env, capsys):
 # --- symlinks swapped in after planning ------------------------------------------------------------
 
 
-def _plan(tmp_path, **model):
-    from scoring.batch.engine import plan_run
+def _plan(predictor, tmp_path):
+    from scoring.batch import plan_run
 
     return plan_run(
         job=JOB,
@@ -267,23 +292,24 @@ def _plan(tmp_path, **model):
         input_root=str(tmp_path / "in"),
         dataset="rides",
         staging_root=str(tmp_path / "stage"),
-        **model,
+        model_uri=predictor.bundle.uri,
+        model=predictor.bundle.manifest,
     )
 
 
 def test_a_planned_file_swapped_for_a_symlink_out_of_the_root_is_refused_by_the_shard(predictor, tmp_path):
-    from scoring.batch.engine import score_shard
-    from scoring.errors import InvalidInput
+    from scoring.batch import score_shard
+    from scoring.errors import UnreadableInput
 
     # Given a planned CSV partition whose first file is then replaced by a link to a file outside the input root
     outside = tmp_path / "outside.csv"
     outside.write_text("ride_id,PULocationID\nroot:x:0:0:root,/root\n")
     planned = write_rides(str(tmp_path / "in"), make_rides(20), files=1, file_format="csv")
-    plan = _plan(tmp_path)
+    plan = _plan(predictor, tmp_path)
     Path(planned[0]).unlink()
     Path(planned[0]).symlink_to(outside)
     # When the shard scores it
-    with pytest.raises(InvalidInput) as refused:
+    with pytest.raises(UnreadableInput) as refused:
         score_shard(predictor, plan, 0, chunk_rows=50)
     # Then it is refused in one line naming the file, and nothing of the outside file is staged
     message = str(refused.value)
@@ -293,12 +319,12 @@ def test_a_planned_file_swapped_for_a_symlink_out_of_the_root_is_refused_by_the_
 
 
 def test_a_planned_file_swapped_for_a_symlink_inside_the_root_is_still_read(predictor, tmp_path):
-    from scoring.batch.engine import score_shard
+    from scoring.batch import score_shard
 
     # Given a planned file replaced by a link to another file of the input root
     other = write_rides(str(tmp_path / "in"), make_rides(7), files=1, key=PartitionKey.parse("2026-03-01T04"))
     planned = write_rides(str(tmp_path / "in"), make_rides(20), files=1)
-    plan = _plan(tmp_path)
+    plan = _plan(predictor, tmp_path)
     Path(planned[0]).unlink()
     Path(planned[0]).symlink_to(other[0])
     # Then the shard reads the linked file

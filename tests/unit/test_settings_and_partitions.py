@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from scoring.batch.partitions import PartitionKey
-from scoring.errors import ConfigError, InvalidInput
+from scoring.errors import ConfigError, InvalidJobName, InvalidPartitionKey
 from scoring.settings import Settings
 
 
@@ -43,10 +43,38 @@ def test_partition_key_round_trip(text, segments):
     assert key.path_segments() == segments
 
 
-@pytest.mark.parametrize("text", ["2026-01-01T24", "2026-13-01", "yesterday", "2026-01-01T3"])
-def test_bad_partition_key_is_refused(text):
-    with pytest.raises(InvalidInput, match="partition key"):
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("2026-01-01T24", "names hour 24; hours run from 00 to 23"),
+        ("2026-01-01T99", "names hour 99; hours run from 00 to 23"),
+        ("2026-13-01", "names month 13; months run from 01 to 12"),
+        ("2026-00-01", "names month 0; months run from 01 to 12"),
+        ("2026-02-30", "names day 30 of 2026-02, which has 28 days"),
+        ("0000-01-01", "names year 0000; years start at 0001"),
+        ("yesterday", "is neither YYYY-MM-DD (daily) nor YYYY-MM-DDTHH (hourly)"),
+        ("2026-01-01T3", "is neither YYYY-MM-DD (daily) nor YYYY-MM-DDTHH (hourly)"),
+        ("2026-01-01T03:00", "is neither YYYY-MM-DD (daily) nor YYYY-MM-DDTHH (hourly)"),
+    ],
+)
+def test_bad_partition_key_is_refused_saying_what_is_wrong(text, reason):
+    with pytest.raises(InvalidPartitionKey) as refused:
         PartitionKey.parse(text)
+    assert str(refused.value) == f"partition key {text!r} {reason}"
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [("2026-01-01T03", True), ("2026-01-01", True), ("2026-13-01", True), ("2026-01-01T3", False), ("x", False)],
+)
+def test_the_trigger_form_pattern_is_the_syntax_parse_accepts(text, accepted):
+    import re
+
+    from scoring.batch.partitions import PARTITION_KEY_PATTERN
+
+    # The form checks syntax only (month 13 passes it, parse then names the month); nothing parse's
+    # syntax refuses gets through the form
+    assert (re.fullmatch(PARTITION_KEY_PATTERN, text) is not None) is accepted
 
 
 UTC = timezone.utc
@@ -73,7 +101,7 @@ def test_partition_for_a_dag_run(logical_date, run_after, hourly, expected):
 
 @pytest.mark.parametrize("job", ["score_rides_hourly", "score-rides.v2", "_backfill", "J" * 200])
 def test_job_names_that_fit_the_column_and_a_folder_are_accepted(job):
-    from scoring.batch.engine import validate_job_name
+    from scoring.batch import validate_job_name
 
     assert validate_job_name(job) == job
 
@@ -92,15 +120,19 @@ def test_job_names_that_fit_the_column_and_a_folder_are_accepted(job):
     ],
 )
 def test_bad_job_names_are_refused_by_plan_run(tmp_path, job, message):
-    from scoring.batch.engine import plan_run
+    from types import SimpleNamespace
 
-    # plan_run refuses before listing a file, so the partition need not exist
-    with pytest.raises(InvalidInput, match=message):
+    from scoring.batch import plan_run
+
+    # plan_run refuses before listing a file or reading the model, so neither need exist
+    with pytest.raises(InvalidJobName, match=message):
         plan_run(
             job=job,
             partition=PartitionKey.parse("2026-01-01T03"),
             input_root=str(tmp_path),
             dataset="rides",
             staging_root=str(tmp_path / "stage"),
+            model_uri=str(tmp_path / "model"),
+            model=SimpleNamespace(sha256="0" * 64, name="m", version="1"),
         )
     assert not (tmp_path / "stage").exists()

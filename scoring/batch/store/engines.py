@@ -1,4 +1,9 @@
-"""Engines and migrations for the predictions database (PostgreSQL in production, SQLite embedded)."""
+"""Engines and migrations for the predictions database (PostgreSQL in production, SQLite embedded).
+
+Migrations run at deploy time only (`scoring db upgrade`: make demo, make airflow, the compose seed
+service); scoring runs never migrate, they check the revision (`require_current`) and stop with
+DatabaseBehind saying what to run, so several workers never race to migrate one database.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from scoring.errors import ConfigError, ScoringError
+from scoring.errors import ConfigError, DatabaseBehind, DatabaseUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-class DatabaseUnavailable(ScoringError):
-    """The predictions database cannot be reached (down, wrong host or port, refused credentials)."""
 
 
 def normalize_url(url: str) -> str:
@@ -26,7 +27,7 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get their directory created and foreign-key-safe pragmas."""
+    """An engine for `url`; SQLite files get their directory created and WAL journaling."""
     url = normalize_url(url)
     try:
         parsed = make_url(url)
@@ -70,14 +71,42 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision` with Alembic (the only way tables are created)."""
-    from alembic import command
+def _alembic_config():
     from alembic.config import Config
 
-    check_reachable(engine)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` with Alembic (the only way tables are created); deploy time only."""
+    from alembic import command
+
+    check_reachable(engine)
+    config = _alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def require_current(engine: Engine) -> None:
+    """Return if the schema is at this code's head revision, else DatabaseBehind naming the command that fixes it.
+
+    DatabaseUnavailable when the database cannot be reached at all.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    check_reachable(engine)
+    heads = set(ScriptDirectory.from_config(_alembic_config()).get_heads())
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if current == heads:
+        return
+    where = describe(engine)
+    at = ", ".join(sorted(current)) or "no revision (no tables yet)"
+    raise DatabaseBehind(
+        f"the predictions database at {where} is at {at}, this code needs revision {', '.join(sorted(heads))}: "
+        f"run `scoring db upgrade --database {where}` (with the real password) where the code is deployed"
+    )

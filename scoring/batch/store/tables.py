@@ -1,7 +1,7 @@
 """The three tables of the predictions database, as SQLAlchemy Core metadata.
 
-Alembic migrations (scoring/migrations) create and evolve them; nothing calls create_all in
-production. The shapes follow the data contract in the README.
+Alembic migrations (scoring/batch/store/migrations, run by `scoring db upgrade`) create and evolve
+them; nothing calls create_all. The shapes follow the data contract in the README.
 """
 
 from __future__ import annotations

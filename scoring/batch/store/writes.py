@@ -10,7 +10,7 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import pyarrow as pa
@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from scoring.batch.store.tables import predictions, rejected_records, scoring_runs
+from scoring.errors import DuplicateRecordIds
 
 COPY_COLUMNS = ("job", "partition_key", "record_id", "prediction", "model_name", "model_version", "run_id", "scored_at")
 CSV_OPTIONS = pacsv.WriteOptions(include_header=False)
@@ -43,10 +44,6 @@ class RunRecord:
     finished_at: datetime
     status: str
     message: str | None = None
-
-
-class DuplicateRecordIds(Exception):
-    """The partition holds a record id twice; the caller deduplicates and publishes again."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +100,7 @@ def record_failed_run(
 def _record_run(conn: Connection, run: RunRecord) -> None:
     # A plan published again (a retried or cleared publish task) replaces its own earlier record.
     conn.execute(delete(scoring_runs).where(scoring_runs.c.run_id == run.run_id))
-    conn.execute(insert(scoring_runs).values(**run.__dict__))
+    conn.execute(insert(scoring_runs).values(**asdict(run)))
 
 
 def _lock_partition(conn: Connection, job: str, partition_key: str) -> None:

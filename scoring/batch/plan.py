@@ -1,0 +1,128 @@
+"""A run's plan: which partition, which files, which model, and where its shards stage their output.
+
+The plan is fixed once, before any shard is scored, and travels as plain data (an Airflow XCom), so
+every shard of a run, on any worker, scores the same files with the same bundle.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+from scoring.batch.partitions import PartitionKey
+from scoring.batch.reader import list_partition_files, partition_uri
+from scoring.batch.staging import remove_staged_run, shard_prefix
+from scoring.batch.store.tables import predictions, scoring_runs
+from scoring.errors import BundleChanged, InvalidJobName
+from scoring.model.bundle import Manifest
+
+# Job names become a column value and a staging folder: a safe character set, no '.' or '..', and
+# no longer than the narrowest `job` column.
+JOB_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+MAX_JOB_LENGTH = min(predictions.c.job.type.length, scoring_runs.c.job.type.length)  # type: ignore[attr-defined]
+MAX_RUN_ID_LENGTH: int = scoring_runs.c.run_id.type.length  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one run will score: the partition, its files, the bundle, and where shards stage their output."""
+
+    run_id: str
+    job: str
+    partition_key: str
+    source_uri: str
+    files: list[str]
+    staging_root: str
+    started_at: str
+    # The bundle every shard must use; a shard that loads another sha256 refuses to score. Name and
+    # version are kept so a failed run is recorded from the plan alone, without reading the bundle again.
+    # The defaults only let a plan made by older code be read back; such a plan is refused (check_model).
+    model_uri: str = ""
+    model_sha256: str = ""
+    model_name: str = ""
+    model_version: str = ""
+    # Shards refuse a file that leads out of it; empty in plans made before it was carried.
+    input_root: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> RunPlan:
+        return cls(**raw)
+
+    def shard_prefix(self, index: int) -> str:
+        return shard_prefix(self.staging_root, self.job, self.partition_key, self.run_id, index)
+
+    def inputs_root(self) -> str:
+        """The folder every input file must lie in; an older plan without it is held to its partition."""
+        return self.input_root or self.source_uri
+
+
+def new_run_id() -> str:
+    """A unique run id that sorts by start time."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def validate_job_name(job: str) -> str:
+    """The job name if it is usable as a column value and a staging folder name, else InvalidJobName saying why."""
+    if not job:
+        raise InvalidJobName("job name is empty")
+    if len(job) > MAX_JOB_LENGTH:
+        raise InvalidJobName(f"job name is longer than {MAX_JOB_LENGTH} characters (the width of the job column)")
+    if not JOB_NAME.match(job[0]):
+        raise InvalidJobName(f"job name {job[:40]!r} must start with a letter, a digit or '_'")
+    if not JOB_NAME.fullmatch(job):
+        raise InvalidJobName(f"job name {job[:40]!r} may hold only letters, digits, '_', '.' and '-'")
+    return job
+
+
+def plan_run(
+    *,
+    job: str,
+    partition: PartitionKey,
+    input_root: str,
+    dataset: str,
+    staging_root: str,
+    model_uri: str,
+    model: Manifest,
+    run_id: str | None = None,
+) -> RunPlan:
+    """List the partition's files (PartitionNotFound if there are none) and fix the run's identity and model."""
+    validate_job_name(job)
+    if run_id is not None and not 0 < len(run_id) <= MAX_RUN_ID_LENGTH:
+        raise InvalidJobName(f"run id must be 1 to {MAX_RUN_ID_LENGTH} characters long, got {len(run_id)}")
+    return RunPlan(
+        run_id=run_id or new_run_id(),
+        job=job,
+        partition_key=str(partition),
+        source_uri=partition_uri(input_root, dataset, partition),
+        files=list_partition_files(input_root, dataset, partition),
+        staging_root=staging_root,
+        started_at=datetime.now(timezone.utc).isoformat(),
+        model_uri=model_uri,
+        model_sha256=model.sha256,
+        model_name=model.name,
+        model_version=model.version,
+        input_root=input_root,
+    )
+
+
+def check_model(plan: RunPlan, manifest: Manifest) -> None:
+    """BundleChanged unless `manifest` is the bundle the run was planned with; a plan naming none is refused."""
+    if not plan.model_sha256:
+        raise BundleChanged(
+            f"run {plan.run_id} names no model sha256 in its plan, so its bundle cannot be verified; plan the run again"
+        )
+    if manifest.sha256 != plan.model_sha256:
+        raise BundleChanged(
+            f"run {plan.run_id} was planned with model sha256 {plan.model_sha256[:12]} but {manifest.name} "
+            f"v{manifest.version} has {manifest.sha256[:12]}: the bundle changed mid-run; rerun the partition"
+        )
+
+
+def remove_run_staging(plan: RunPlan) -> int:
+    """Delete the run's staged shards (local or s3://); returns how many files went."""
+    return remove_staged_run(plan.staging_root, plan.job, plan.partition_key, plan.run_id)

@@ -1,0 +1,67 @@
+"""The whole run in one process: plan, score every shard here, publish. For the CLI, benchmarks and tests."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from scoring.batch.failures import record_failed_run, shard_failure_reason
+from scoring.batch.partitions import PartitionKey
+from scoring.batch.plan import RunPlan, plan_run, remove_run_staging
+from scoring.batch.publish import RunSummary, publish_run
+from scoring.batch.shard import score_shard
+from scoring.model.predict import Predictor
+
+log = logging.getLogger(__name__)
+
+
+def score_partition(
+    predictor: Predictor,
+    engine: Engine,
+    *,
+    job: str,
+    partition: PartitionKey,
+    input_root: str,
+    dataset: str,
+    staging_root: str,
+    chunk_rows: int,
+    reject_threshold: float,
+    run_id: str | None = None,
+    on_rows: Callable[[int], None] | None = None,
+) -> RunSummary:
+    """Plan, score every shard in this process, and publish: the whole run, for the CLI and tests.
+
+    Whatever the outcome, the run's staging is removed; a failed shard is recorded as a failed run.
+    """
+    manifest = predictor.bundle.manifest
+    plan = plan_run(
+        job=job,
+        partition=partition,
+        input_root=input_root,
+        dataset=dataset,
+        staging_root=staging_root,
+        run_id=run_id,
+        model_uri=predictor.bundle.uri,
+        model=manifest,
+    )
+    try:
+        shards = []
+        for index in range(len(plan.files)):
+            try:
+                shards.append(score_shard(predictor, plan, index, chunk_rows=chunk_rows, on_rows=on_rows))
+            except Exception as exc:
+                record_failed_run(engine, plan, manifest, shard_failure_reason(plan, index, exc))
+                raise
+        return publish_run(engine, plan, shards, manifest, reject_threshold=reject_threshold)
+    finally:
+        _remove_quietly(plan)
+
+
+def _remove_quietly(plan: RunPlan) -> None:
+    # The run's outcome is what the caller needs; staging left by a failed removal is swept later.
+    try:
+        remove_run_staging(plan)
+    except Exception as exc:
+        log.warning("run %s: staging under %s was not removed: %s", plan.run_id, plan.staging_root, exc)
