@@ -37,6 +37,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	PYTHONPATH=plugins $(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .

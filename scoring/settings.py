@@ -106,6 +106,14 @@ class Settings:
         return tuple((self.model_roots or "").split(","))
 
 
+def normalize_database_url(url: str) -> str:
+    """Accept what Airflow and Heroku-style tools emit: postgres:// means PostgreSQL via psycopg2."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
 def _pinned(root: str) -> str:
     """A root as it will be compared: s3:// prefixes as given, local folders absolute (cwd-independent)."""
     return root if root.startswith("s3://") else os.path.abspath(root)

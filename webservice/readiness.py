@@ -8,8 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scoring.batch.store.engines import normalize_url
-from scoring.settings import Settings
+from scoring.settings import Settings, normalize_database_url
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ class DatabaseProbe:
             from sqlalchemy.engine import make_url
             from sqlalchemy.pool import NullPool
 
-            url = make_url(normalize_url(self.url))
+            url = make_url(normalize_database_url(self.url))
             # A probe must fail fast, not hang on a silent host; only PostgreSQL drivers take this argument.
             connect_args = (
                 {"connect_timeout": CONNECT_TIMEOUT_SECONDS} if url.get_backend_name() == "postgresql" else {}
