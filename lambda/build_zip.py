@@ -165,7 +165,7 @@ class StagedCheck:
         sys.path.insert(0, str(REPO))
         from scoring.demo.synthetic import generate_rides
         from scoring.demo.training import train_demo_bundle
-        from scoring.stream.runner import kinesis_event_record
+        from scoring.stream.wire import kinesis_event_record
 
         self.bundle, self.event_path = work / "bundle", work / "event.json"
         train_demo_bundle(str(self.bundle))

@@ -17,10 +17,6 @@ from scoring.stream.runner.kinesis_poller import KinesisPoller, run_kinesis
 from scoring.stream.runner.polling import PollLimits, RunSummary, poll
 from scoring.stream.runner.sqs_poller import run_sqs
 
-# Not part of the runner: the record shapes live in scoring.stream.wire. Kept importable here only until
-# lambda/build_zip.py imports it from there.
-from scoring.stream.wire import kinesis_event_record
-
 __all__ = [
     "DEFAULT_CHECKPOINTS",
     "CheckpointStore",
@@ -30,7 +26,6 @@ __all__ = [
     "PollLimits",
     "RunSummary",
     "invoke",
-    "kinesis_event_record",
     "load_handler",
     "load_module",
     "poll",
