@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class ScoringError(Exception):
     """Base class: every error this package raises on purpose derives from it."""
@@ -33,9 +35,9 @@ class InvalidInput(ScoringError):
     `problems` holds one entry per rejected record: (position, record id or None, reason).
     """
 
-    def __init__(self, message: str, problems: list[tuple[int, object, str]] | None = None):
+    def __init__(self, message: str, problems: Sequence[tuple[int, object, str]] | None = None):
         super().__init__(message)
-        self.problems = problems or []
+        self.problems = list(problems or [])
 
 
 class PartitionNotFound(ScoringError):

@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from scoring.batch.store.engines import make_engine, normalize_url, upgrade
+from scoring.batch.store.engines import make_engine, upgrade
 from scoring.demo.synthetic import generate_rides
 from scoring.demo.training import train_demo_bundle
 from scoring.model.bundle import ModelBundle, load_bundle
 from scoring.model.predict import Predictor
 from scoring.model.trust import BundleTrust
+from scoring.settings import normalize_database_url
 
 # Shared by every folder: AWS on a moto server, and the Lambda handler as a cold container loads it.
 pytest_plugins = ["tests.support.aws", "tests.support.lambda_handler"]
@@ -59,7 +60,7 @@ PG_BASE_URL = os.environ.get("SCORING_TEST_POSTGRES_URL", "postgresql://postgres
 
 def _postgres_reachable() -> bool:
     try:
-        engine = sa.create_engine(normalize_url(PG_BASE_URL))
+        engine = sa.create_engine(normalize_database_url(PG_BASE_URL))
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         engine.dispose()
@@ -82,7 +83,7 @@ def postgres_url() -> str:
 def pg_schema_url(postgres_url: str) -> Iterator[str]:
     """A database URL whose search_path is a fresh schema, dropped afterwards: tests never share tables."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(normalize_url(postgres_url))
+    admin = sa.create_engine(normalize_database_url(postgres_url))
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     separator = "&" if "?" in postgres_url else "?"

@@ -65,7 +65,7 @@ def _error_responses(*statuses: int) -> dict[str, Any]:
 
 def build_openapi(manifest: Manifest | None, settings: Settings) -> dict[str, Any]:
     """The whole document; `security` appears only when an API key is configured."""
-    guarded = {"security": [{"ApiKeyHeader": []}, {"BearerAuth": []}]} if settings.api_key else {}
+    guarded: dict[str, Any] = {"security": [{"ApiKeyHeader": []}, {"BearerAuth": []}]} if settings.api_key else {}
     return {
         "openapi": "3.1.0",
         "info": {

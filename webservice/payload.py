@@ -111,7 +111,7 @@ def render_batch(outcomes: Sequence[RecordOutcome], records: Sequence[Any], mani
     """Predictions in request order, each carrying the record's id when it had one."""
     predictions = []
     for outcome in outcomes:
-        prediction = {manifest.output: outcome.prediction}
+        prediction: dict[str, Any] = {manifest.output: outcome.prediction}
         record_id = client_id(records[outcome.position], outcome, manifest.id_field)
         if record_id is not None:
             prediction[manifest.id_field] = record_id

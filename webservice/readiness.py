@@ -7,8 +7,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scoring.settings import Settings, normalize_database_url
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ class DatabaseProbe:
         self.url = url
         self.cache_seconds = cache_seconds
         self.clock = clock
-        self._engine = None
+        self._engine: Engine | None = None
         self._lock = threading.Lock()
         self._checking = False
         self._checked_at: float | None = None

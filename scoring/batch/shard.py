@@ -10,14 +10,13 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from scoring.batch.plan import RunPlan, check_model
 from scoring.batch.reader import read_chunks
 from scoring.batch.rejects import reject_table
 from scoring.batch.staging import PREDICTION_SCHEMA, REJECT_SCHEMA, ShardResult, StagedWriter
-from scoring.model.predict import NON_FINITE_PREDICTION, Predictor
+from scoring.model.predict import Predictor, split_finite
 
 
 def score_shard(
@@ -42,7 +41,7 @@ def score_shard(
         for chunk in read_chunks(source, chunk_rows, input_root=plan.inputs_root()):
             frame = chunk.table.select([c for c in wanted if c in chunk.table.column_names]).to_pandas()
             result = schema.validate_frame(frame, require_id=True, text_input=chunk.text_input)
-            valid, values, reasons = _keep_finite(result.valid, predictor.predict(result.valid), result.rejected)
+            valid, values, reasons = split_finite(result.valid, predictor.predict(result.valid), result.rejected)
             rows = input_rows + valid.index.to_numpy(dtype=np.int64)
             scored.write(
                 pa.table(
@@ -70,14 +69,3 @@ def score_shard(
         rejects_uri=rejected.uri,
         scored_at=datetime.now(timezone.utc).isoformat(),
     )
-
-
-def _keep_finite(
-    valid: pd.DataFrame, values: np.ndarray, rejected: pd.Series
-) -> tuple[pd.DataFrame, np.ndarray, pd.Series]:
-    """Move rows whose prediction overflowed to the rejects: infinity is not a duration to store."""
-    finite = np.isfinite(values)
-    if finite.all():
-        return valid, values, rejected
-    overflowed = pd.Series(NON_FINITE_PREDICTION, index=valid.index[~finite], dtype=object)
-    return valid[finite], values[finite], pd.concat([rejected, overflowed]).sort_index()

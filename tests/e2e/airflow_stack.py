@@ -26,7 +26,8 @@ import requests
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from scoring.batch.store.engines import make_engine, normalize_url
+from scoring.batch.store.engines import make_engine
+from scoring.settings import normalize_database_url
 from tests.support.gunicorn import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -329,11 +330,13 @@ def _error_lines(task_log: Path) -> list[str]:
 def metadata_database(postgres_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database for Airflow's metadata, dropped afterwards whatever happened."""
     name = f"airflow_e2e_{secrets.token_hex(6)}"
-    admin = sa.create_engine(normalize_url(postgres_url), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(normalize_database_url(postgres_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
-        url = sa.engine.make_url(normalize_url(postgres_url)).set(drivername="postgresql+psycopg2", database=name)
+        url = sa.engine.make_url(normalize_database_url(postgres_url)).set(
+            drivername="postgresql+psycopg2", database=name
+        )
         yield url.render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from scoring.batch.store.engines import make_engine, normalize_url, upgrade
+from scoring.batch.store.engines import make_engine, upgrade
+from scoring.settings import normalize_database_url
 from tests.e2e.airflow_stack import (
     DAG_ID,
     AirflowStack,
@@ -43,7 +44,7 @@ def scoring_schema_url(postgres_url: str) -> Iterator[str]:
     """A predictions database (fresh schema) living as long as the module's Airflow stack."""
     # pg_schema_url is per test; the stack's environment is fixed at boot, so it needs one per module.
     schema = f"e2e_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(normalize_url(postgres_url))
+    admin = sa.create_engine(normalize_database_url(postgres_url))
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     url = f"{postgres_url}?options=-csearch_path%3D{schema}"

@@ -14,21 +14,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from scoring.errors import ConfigError, DatabaseBehind, DatabaseUnavailable
+from scoring.settings import normalize_database_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def normalize_url(url: str) -> str:
-    """Accept what Airflow and Heroku-style tools emit: postgres:// means PostgreSQL via psycopg2."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix) :]
-    return url
-
-
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite files get their directory created and WAL journaling."""
-    url = normalize_url(url)
+    url = normalize_database_url(url)
     try:
         parsed = make_url(url)
     except Exception as exc:
