@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 
 from sqlalchemy import Engine
 
@@ -51,19 +50,10 @@ def record_failed_run(
     input_rows = sum(s.input_rows for s in shards) if shards and complete else 0
     rejected_rows = sum(s.rejected_rows for s in shards) if shards and complete else 0
     message = clean_text(" ".join(reason.split()))
-    run = store.RunRecord(
-        run_id=plan.run_id,
-        job=plan.job,
-        partition_key=plan.partition_key,
-        model_name=manifest.name if manifest else plan.model_name,
-        model_version=manifest.version if manifest else plan.model_version,
-        model_sha256=manifest.sha256 if manifest else plan.model_sha256,
+    run = plan.run_record(
+        manifest,
         input_rows=input_rows,
-        scored_rows=input_rows - rejected_rows,
         rejected_rows=rejected_rows,
-        source_uri=plan.source_uri,
-        started_at=datetime.fromisoformat(plan.started_at),
-        finished_at=datetime.now(timezone.utc),
         status="failed",
         message=message[:MAX_MESSAGE_LENGTH],
     )

@@ -15,6 +15,7 @@ from scoring.batch.partitions import PartitionKey
 from scoring.batch.reader import list_partition_files, partition_uri
 from scoring.batch.staging import remove_staged_run, shard_prefix
 from scoring.batch.store.tables import predictions, scoring_runs
+from scoring.batch.store.writes import RunRecord
 from scoring.errors import BundleChanged, InvalidJobName
 from scoring.model.bundle import Manifest
 
@@ -45,6 +46,27 @@ class RunPlan:
     model_version: str = ""
     # Shards refuse a file that leads out of it; empty in plans made before it was carried.
     input_root: str = ""
+
+    def run_record(
+        self, manifest: Manifest | None, *, input_rows: int, rejected_rows: int, status: str, message: str | None = None
+    ) -> RunRecord:
+        """This run's scoring_runs row: the model is the manifest's when one was read, else the one planned."""
+        return RunRecord(
+            run_id=self.run_id,
+            job=self.job,
+            partition_key=self.partition_key,
+            model_name=manifest.name if manifest else self.model_name,
+            model_version=manifest.version if manifest else self.model_version,
+            model_sha256=manifest.sha256 if manifest else self.model_sha256,
+            input_rows=input_rows,
+            scored_rows=input_rows - rejected_rows,
+            rejected_rows=rejected_rows,
+            source_uri=self.source_uri,
+            started_at=datetime.fromisoformat(self.started_at),
+            finished_at=datetime.now(timezone.utc),
+            status=status,
+            message=message,
+        )
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
@@ -142,21 +142,7 @@ def _publish_or_fail(
 ) -> store.RunRecord:
     input_rows = sum(s.input_rows for s in shards)
     rejected_rows = sum(s.rejected_rows for s in shards) + duplicates.count(copies)
-    run = store.RunRecord(
-        run_id=plan.run_id,
-        job=plan.job,
-        partition_key=plan.partition_key,
-        model_name=manifest.name,
-        model_version=manifest.version,
-        model_sha256=manifest.sha256,
-        input_rows=input_rows,
-        scored_rows=input_rows - rejected_rows,
-        rejected_rows=rejected_rows,
-        source_uri=plan.source_uri,
-        started_at=datetime.fromisoformat(plan.started_at),
-        finished_at=datetime.now(timezone.utc),
-        status="published",
-    )
+    run = plan.run_record(manifest, input_rows=input_rows, rejected_rows=rejected_rows, status="published")
     rate = rejected_rows / input_rows if input_rows else 0.0
     if rate > reject_threshold:
         message = (
