@@ -1,28 +1,129 @@
 #!/usr/bin/env bash
-# The main job on embedded defaults: demo data and model, then the hourly DAG run through Airflow for
-# several hours, then what landed in the predictions database. Called by `make demo` with the
-# Airflow environment of mk/airflow.mk already exported, after its airflow-init target migrated the
-# predictions database (`scoring db upgrade`): runs only check its revision and never migrate.
+# The main job on embedded defaults: demo data and model, then the hourly DAG run by Airflow's own
+# scheduler for several hours (a backfill, as a user would start one), then what landed in the
+# predictions database. Called by `make demo` with the Airflow environment of mk/airflow.mk already
+# exported (LocalExecutor, SQLite metadata), after its airflow-init target migrated both databases.
+#
+# The runs are real ones: run type backfill, each scoring the hour of its own logical date, with
+# start and end times of when they ran. `airflow dags test` would instead stamp them with their
+# 2026 logical date as start, user dag_test and the previous hour's data interval.
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 DAY=${DEMO_DAY:-2026-01-01}
 HOURS=${DEMO_HOURS:-6}
+TIMEOUT=${DEMO_TIMEOUT:-900}          # seconds for all runs to finish
+PARSE_TIMEOUT=${DEMO_PARSE_TIMEOUT:-180}
+DAG_ID=score_rides_hourly
 LOGS="$AIRFLOW_HOME/demo-logs"
 mkdir -p "$LOGS"
 
+airflow() { "$BIN/airflow" "$@" 2>>"$LOGS/cli.log"; }
+# The CLI prints warnings on stdout before its JSON; the JSON is the last line.
+json_of() { airflow "$@" -o json | tail -n 1; }
+free_port() { "$BIN/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 "$BIN/scoring" demo --day "$DAY" --input "$SCORING_INPUT_ROOT" --model "$SCORING_MODEL_URI"
 
-echo "running score_rides_hourly through Airflow for $HOURS hours of $DAY (logs in $LOGS)"
-for ((hour = 0; hour < HOURS; hour++)); do
-  # The run with logical date HH:00 scores HH:00-HH+1:00, as the scheduler's run for that hour does.
-  logical_date=$(printf '%sT%02d:00:00+00:00' "$DAY" "$hour")
-  log="$LOGS/score_rides_hourly_$(printf '%02d' "$hour").log"
-  if "$BIN/airflow" dags test score_rides_hourly "$logical_date" > "$log" 2>&1; then
-    echo "  hour $(printf '%02d' "$hour"): success"
-  else
-    echo "  hour $(printf '%02d' "$hour"): FAILED, last lines of $log:"; tail -25 "$log"; exit 1
-  fi
+# Components of our own, beside any `make airflow` that might be running: their own ports, and no
+# scheduled runs (use_job_schedule) so that unpausing for the backfill does not also start the
+# current hour, whose data the demo never has.
+API_PORT=$(free_port)
+export AIRFLOW__API__PORT=$API_PORT AIRFLOW__API__BASE_URL=http://localhost:$API_PORT
+export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=$(free_port)
+export AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=False
+
+pids=()
+start() { # name, args...: one component in a session (process group) of its own, its log in $LOGS
+  local name=$1; shift
+  setsid "$BIN/airflow" "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
+  pids+=($!)
+}
+
+descendants() { # every process below the given pids (task processes may leave their group)
+  local pid child
+  for pid in "$@"; do
+    for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do echo "$child"; descendants "$child"; done
+  done
+}
+
+alive() { local pid; for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }
+
+stop_components() {
+  local all pid waited=0
+  # Paused again whatever happened: a later `make airflow` must not start scheduling the current hour.
+  airflow dags pause "$DAG_ID" >/dev/null || echo "could not pause $DAG_ID; pause it in the UI" >&2
+  ((${#pids[@]})) || return 0
+  all=("${pids[@]}" $(descendants "${pids[@]}"))
+  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  while ((waited < 30)) && alive "${all[@]}"; do sleep 1; waited=$((waited + 1)); done
+  for pid in "${all[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop_components EXIT
+trap 'exit 130' INT TERM
+
+echo "starting Airflow's scheduler, dag-processor and execution API (LocalExecutor, at most ${AIRFLOW__CORE__PARALLELISM:-32} tasks at once; logs in $LOGS)"
+start api-server api-server --apps execution --host 127.0.0.1 --port "$API_PORT" --workers 1
+start scheduler scheduler
+start dag-processor dag-processor
+
+check_alive() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null && continue
+    echo "an Airflow component exited early; the end of each log:" >&2
+    tail -n 20 "$LOGS"/{api-server,scheduler,dag-processor}.log >&2
+    exit 1
+  done
+}
+
+deadline=$((SECONDS + PARSE_TIMEOUT))
+until json_of dags details "$DAG_ID" | grep -q "\"dag_id\": \"$DAG_ID\""; do
+  check_alive
+  ((SECONDS < deadline)) || { echo "$DAG_ID not parsed after ${PARSE_TIMEOUT}s; see $LOGS/dag-processor.log" >&2; exit 1; }
+  sleep 3
 done
+
+# A backfill's tasks are only queued while the DAG is unpaused; the EXIT trap pauses it again.
+airflow dags unpause "$DAG_ID" >/dev/null
+last_hour=$(printf '%02d' $((HOURS - 1)))
+echo "airflow backfill create --dag-id $DAG_ID --from-date ${DAY}T00:00:00 --to-date ${DAY}T${last_hour}:00:00 --reprocess-behavior completed"
+airflow backfill create --dag-id "$DAG_ID" --from-date "${DAY}T00:00:00" --to-date "${DAY}T${last_hour}:00:00" \
+  --reprocess-behavior completed >"$LOGS/backfill-create.log"
+
+# Print each hour's outcome in order, as soon as it and every earlier hour are finished.
+deadline=$((SECONDS + TIMEOUT))
+next=0
+failed=0
+while ((next < HOURS)); do
+  check_alive
+  ((SECONDS < deadline)) || { echo "the runs did not finish within ${TIMEOUT}s; see $LOGS/scheduler.log" >&2; exit 1; }
+  sleep 5
+  # One "state run_id" line per hour of the demo, from the runs' logical dates.
+  mapfile -t runs < <(json_of dags list-runs "$DAG_ID" | "$BIN/python" -c '
+import json, sys
+from datetime import datetime, timedelta
+day, hours = datetime.fromisoformat(sys.argv[1]), int(sys.argv[2])
+runs = {datetime.fromisoformat(r["logical_date"]).replace(tzinfo=None): r for r in json.loads(sys.stdin.read() or "[]")}
+for hour in range(hours):
+    run = runs.get(day + timedelta(hours=hour), {"state": "none", "run_id": "-"})
+    print(run["state"], run["run_id"])
+' "$DAY" "$HOURS")
+  while ((next < HOURS)) && [[ ${runs[next]:-} == success\ * || ${runs[next]:-} == failed\ * ]]; do
+    hour=$(printf '%02d' "$next")
+    if [[ ${runs[next]:-} == success\ * ]]; then
+      echo "  hour $hour: success"
+    else
+      echo "  hour $hour: FAILED; its task logs: $AIRFLOW_HOME/logs/dag_id=$DAG_ID/run_id=${runs[next]#* }/"
+      failed=1
+    fi
+    next=$((next + 1))
+  done
+done
+((failed == 0)) || exit 1
+
+stop_components
+trap - EXIT
 
 echo
 echo "predictions database ($AIRFLOW_CONN_SCORING_DB), job score_rides_hourly:"
