@@ -13,6 +13,9 @@ DAY=${DEMO_DAY:-2026-01-01}
 HOURS=${DEMO_HOURS:-6}
 TIMEOUT=${DEMO_TIMEOUT:-900}          # seconds for all runs to finish
 PARSE_TIMEOUT=${DEMO_PARSE_TIMEOUT:-180}
+# Two runs at a time share the task slots; all six at once would each show several minutes of
+# waiting for a slot as its duration, where a run alone takes seconds.
+MAX_ACTIVE_RUNS=${DEMO_MAX_ACTIVE_RUNS:-2}
 DAG_ID=score_rides_hourly
 LOGS="$AIRFLOW_HOME/demo-logs"
 mkdir -p "$LOGS"
@@ -67,6 +70,26 @@ start api-server api-server --apps execution --host 127.0.0.1 --port "$API_PORT"
 start scheduler scheduler
 start dag-processor dag-processor
 
+unfinished_backfills() { # of the DAG, as the scheduler sees them (it marks one complete within 30 s of its last run)
+  "$BIN/python" - "$DAG_ID" 2>>"$LOGS/cli.log" <<'EOF'
+import sys
+from sqlalchemy import func, select
+from airflow.models.backfill import Backfill
+from airflow.utils.session import create_session
+with create_session() as session:
+    print(session.scalar(select(func.count()).where(Backfill.dag_id == sys.argv[1], Backfill.completed_at.is_(None))))
+EOF
+}
+
+wait_for_backfills() { # until no backfill of the DAG is unfinished, within $1 seconds
+  local deadline=$((SECONDS + $1))
+  until [[ $(unfinished_backfills) == 0 ]]; do
+    check_alive
+    ((SECONDS < deadline)) || { echo "a backfill of $DAG_ID is still unfinished after $1s; see $LOGS/scheduler.log" >&2; exit 1; }
+    sleep 5
+  done
+}
+
 check_alive() {
   local pid
   for pid in "${pids[@]}"; do
@@ -86,10 +109,13 @@ done
 
 # A backfill's tasks are only queued while the DAG is unpaused; the EXIT trap pauses it again.
 airflow dags unpause "$DAG_ID" >/dev/null
+# Only one backfill per DAG may be open: one an interrupted demo left is finished first.
+wait_for_backfills "$TIMEOUT"
 last_hour=$(printf '%02d' $((HOURS - 1)))
-echo "airflow backfill create --dag-id $DAG_ID --from-date ${DAY}T00:00:00 --to-date ${DAY}T${last_hour}:00:00 --reprocess-behavior completed"
+echo "airflow backfill create --dag-id $DAG_ID --from-date ${DAY}T00:00:00 --to-date ${DAY}T${last_hour}:00:00 --reprocess-behavior completed --max-active-runs $MAX_ACTIVE_RUNS"
 airflow backfill create --dag-id "$DAG_ID" --from-date "${DAY}T00:00:00" --to-date "${DAY}T${last_hour}:00:00" \
-  --reprocess-behavior completed >"$LOGS/backfill-create.log"
+  --reprocess-behavior completed --max-active-runs "$MAX_ACTIVE_RUNS" >"$LOGS/backfill-create.log" ||
+  { echo "airflow backfill create failed:" >&2; tail -n 5 "$LOGS/cli.log" >&2; exit 1; }
 
 # Print each hour's outcome in order, as soon as it and every earlier hour are finished.
 deadline=$((SECONDS + TIMEOUT))
@@ -121,6 +147,8 @@ for hour in range(hours):
   done
 done
 ((failed == 0)) || exit 1
+# The scheduler closes the backfill on its next check; stopping it before would leave it open.
+wait_for_backfills 90
 
 stop_components
 trap - EXIT
