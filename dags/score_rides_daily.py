@@ -2,11 +2,17 @@
 ### Score rides, daily
 
 Each run scores the UTC day starting at its logical date (for a scheduled run, the day that just
-closed), `{input_root}/rides/dt=YYYY-MM-DD/` (hourly folders below it included), and publishes it
-to the `predictions` table of the `scoring_db` connection under job `score_rides_daily`,
-exactly once per day.
+closed): every file of `{input_root}/rides/dt=YYYY-MM-DD/`, the day's hour folders below it
+included. It publishes the day to the `predictions` table of the `scoring_db` connection under job
+`score_rides_daily`, exactly once: a rerun or a backfill replaces the day's rows, never duplicates
+them.
 
-**Trigger by hand** with *Partition* set (e.g. `2026-01-01`) to score a given day.
+**Trigger by hand** with *Partition* set (e.g. `2026-01-01`) to score a given day, and *Model
+bundle* to try another model. Rows that fail validation land in `rejected_records` with their
+reason; above the *Reject threshold* the run fails and publishes nothing.
+
+**A day whose data never arrives** fails its run after waiting a day, naming the folder it looked
+in; clear `wait_for_partition` to look again.
 """
 
 from pathlib import Path

@@ -26,6 +26,15 @@ from scoring_airflow import run_tasks
 from scoring_airflow.errors import task_errors
 
 CRON = {"hourly": "0 * * * *", "daily": "0 0 * * *"}
+PERIOD = {"hourly": "hour", "daily": "day"}
+EXAMPLE = {"hourly": "2026-01-01T03", "daily": "2026-01-01"}
+# How long a run waits for its partition before it fails, naming it. Shorter than max_active_runs
+# periods, so runs waiting for data that never comes cannot hold every slot and block runs whose data is
+# there. Failing (not soft_fail's skip, which leaves a green run) keeps a missing partition visible and
+# alertable; clearing the task looks again once the data is there.
+WAIT = {"hourly": timedelta(hours=3), "daily": timedelta(days=1)}
+POKE_INTERVAL = {"hourly": timedelta(minutes=5), "daily": timedelta(minutes=15)}
+MAX_ACTIVE_RUNS = 4
 
 DEFAULT_ARGS = {
     "owner": "ml-platform",
@@ -46,21 +55,70 @@ def _settings():
     return run_tasks.settings_for(get_current_context()["params"])
 
 
+def task_docs(cadence: str) -> dict[str, str]:
+    """Each task's doc_md (the task's Docs tab): what it does, what it reads and writes, what its failure means."""
+    period = PERIOD[cadence]
+    return {
+        "choose_partition": f"""Decides which {period} this run scores: the *Partition* param if given, else the
+{period} starting at the run's logical date. Reads nothing, writes the partition key to XCom.
+**Fails at once** (no retry) when the Partition is not a valid {period} key, or when a backfill
+carries one (a backfill scores each run's own {period}).""",
+        "wait_for_partition": f"""Waits for the partition's folder under the input root to hold a `.parquet` or
+`.csv` file, looking every {_span(POKE_INTERVAL[cadence])} without holding a worker slot, and logs
+where it looks. Reads the input root only. **Fails** (no retry) when no data arrived within
+{_span(WAIT[cadence])}, naming the partition and the folder; clear the task to look again.""",
+        "plan": """Fixes the run: checks the predictions database is at this code's revision, reads and
+verifies the model bundle (it must lie below a trusted root) and lists the partition's files. Writes
+the plan to XCom, nothing to the database. **Fails at once** for a database that needs
+`scoring db upgrade`, a missing or untrusted bundle, or a bad job name; retries when the database is
+unreachable.""",
+        "list_shards": """Turns the plan's files into one shard index per file, so that `score_shard` maps
+over them. Reads the plan from XCom and writes nothing else. Fails only if the plan is missing,
+which means `plan` itself failed; look there.""",
+        "score_shard": """Scores one file of the partition with the planned model, in bounded chunks, and
+stages its predictions and rejected rows as Parquet under the staging root; nothing is published
+yet. **Fails at once** for an unreadable file or a changed bundle; other errors retry. A failure
+that will not be retried is recorded in `scoring_runs` with the shard and its reason.""",
+        "publish": """Publishes every staged shard in ONE transaction: deletes the partition's old rows
+and inserts the new ones into `predictions`, `rejected_records` and `partition_metrics`, and records
+the run in `scoring_runs`. Then updates the predictions Asset, whose event carries the partition,
+the row counts, the model and the scoring run id. **Fails at once**, publishing nothing, when the
+reject rate passes the threshold; retries when the database refuses the transaction.""",
+        "cleanup": """A teardown: runs after publish whatever its outcome. Removes this run's staged
+files, records a run that ended without a publish outcome as failed in `scoring_runs`, and sweeps
+staging left by killed runs. It does not decide the run's state; if it fails, staging may remain
+until the next sweep.""",
+    }
+
+
+def _span(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes // 60:g} hours" if minutes >= 60 else f"{minutes} minutes"
+
+
 def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: datetime | None = None):
     """Build the scoring DAG for `cadence` ('hourly' or 'daily'); a run scores the period starting at its logical date."""
+    from scoring.settings import Settings
+
     # A cron string alone gives data_interval_start == data_interval_end in Airflow 3; the interval
     # timetable gives each scheduled run a real hour (or day), run once it has ended, with its logical
     # date at its start. Partitions follow the logical date (run_tasks.resolve_partition), so a manual
     # or backfill run at 03:00 scores exactly what the scheduled 03:00 run scores.
     timetable = CronDataIntervalTimetable(CRON[cadence], timezone="UTC")
     asset = predictions_asset(dag_id)
+    period, example = PERIOD[cadence], EXAMPLE[cadence]
+    docs = task_docs(cadence)
+    # The form shows the values a run would use, read as the deployment's workers read them (Settings is
+    # cheap: it imports nothing heavy). Scheduled runs take these defaults from the worker's own parse.
+    deployed = Settings.from_env()
 
     @dag(
         dag_id=dag_id,
+        description=f"Scores each {period} of rides into the predictions table, exactly once per {period}.",
         schedule=timetable,
         start_date=start_date or datetime(2026, 1, 1, tzinfo=timezone.utc),
         catchup=False,
-        max_active_runs=4,
+        max_active_runs=MAX_ACTIVE_RUNS,
         default_args=DEFAULT_ARGS,
         tags=["scoring", "batch", cadence],
         doc_md=doc_md,
@@ -70,27 +128,30 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
                 type=["null", "string"],
                 pattern=PARTITION_KEY_PATTERN,
                 title="Partition",
-                description="Score this partition instead of the run's data interval: "
-                "2026-01-01T03 (an hour) or 2026-01-01 (a day). Leave empty for the interval.",
+                description=f"Score this {period} instead of the run's own: {example}. Leave empty to score "
+                f"the {period} starting at the run's logical date; always empty for a backfill.",
             ),
             "model_uri": Param(
-                None,
+                deployed.model_uri,
                 type=["null", "string"],
                 title="Model bundle",
-                description="Bundle directory or s3:// prefix; empty means SCORING_MODEL_URI.",
+                description="Bundle directory or s3:// prefix, below a trusted root. The default is this "
+                "deployment's SCORING_MODEL_URI; empty means that setting too.",
             ),
             "reject_threshold": Param(
-                None,
+                deployed.reject_threshold,
                 type=["null", "number"],
                 minimum=0,
                 maximum=1,
                 title="Reject threshold",
-                description="Fail the run above this fraction of rejected rows; empty means SCORING_REJECT_THRESHOLD.",
+                description="Fail the run, publishing nothing, when more than this fraction of its rows is "
+                "rejected (0.01 is 1%). The default is this deployment's SCORING_REJECT_THRESHOLD; empty "
+                "means that setting too.",
             ),
         },
     )
     def scoring():
-        @task
+        @task(doc_md=docs["choose_partition"])
         def choose_partition() -> str:
             context = get_current_context()
             with task_errors():
@@ -99,13 +160,25 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
                     context.get("logical_date"),
                     context["dag_run"].run_after,
                     hourly=cadence == "hourly",
+                    run_type=context["dag_run"].run_type,
                 )
 
-        @task.sensor(poke_interval=60, timeout=6 * 3600, mode="reschedule")
+        # Airflow's own timeout only backs up the task's, which fails with the partition's name one poke earlier.
+        @task.sensor(
+            poke_interval=POKE_INTERVAL[cadence].total_seconds(),
+            timeout=(WAIT[cadence] + POKE_INTERVAL[cadence]).total_seconds(),
+            mode="reschedule",
+            doc_md=docs["wait_for_partition"],
+        )
         def wait_for_partition(partition: str) -> PokeReturnValue:
-            return PokeReturnValue(is_done=run_tasks.partition_is_ready(_settings(), partition), xcom_value=partition)
+            context = get_current_context()
+            now = datetime.now(timezone.utc)
+            # In reschedule mode each poke is a new try of the task: the wait counts from the first poke.
+            first_poke = context["ti"].get_first_reschedule_date(context) or now
+            ready = run_tasks.partition_is_ready(_settings(), partition, waited=now - first_poke, wait=WAIT[cadence])
+            return PokeReturnValue(is_done=ready, xcom_value=partition)
 
-        @task
+        @task(doc_md=docs["plan"])
         def plan(partition: str) -> dict:
             context = get_current_context()
             # The try number makes a cleared-and-rerun DAG run a new scoring run, never a clash.
@@ -113,28 +186,31 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
             with task_errors():
                 return run_tasks.plan(_settings(), job=dag_id, partition=partition, run_id=run_id)
 
-        @task
+        @task(doc_md=docs["list_shards"])
         def list_shards(plan: dict) -> list[int]:
             return list(range(len(plan["files"])))
 
-        @task(max_active_tis_per_dagrun=8)
+        @task(max_active_tis_per_dagrun=8, doc_md=docs["score_shard"])
         def score_shard(plan: dict, index: int) -> dict:
             ti = get_current_context()["ti"]
             with task_errors():
                 return run_tasks.score_shard(_settings(), plan, index, last_try=ti.try_number > ti.max_tries)
 
-        @task(outlets=[asset])
+        # The summary is logged once, as one line, by run_tasks.publish: not again as "Returned value was".
+        @task(outlets=[asset], show_return_value_in_logs=False, doc_md=docs["publish"])
         def publish(plan: dict, shard_results: list[dict]) -> dict:
             # One slice fetches every shard's result in a single request; list() fetches them one by one
             # and stops on a lookup past the last shard, which the worker logs as "ERROR XCom not found".
             with task_errors():
-                return run_tasks.publish(_settings(), plan, shard_results[:])
+                summary = run_tasks.publish(_settings(), plan, shard_results[:])
+            get_current_context()["outlet_events"][asset].extra = run_tasks.asset_extra(summary)
+            return summary
 
         # A teardown: it runs once publish is done whatever its outcome (all done, as no setup task is
         # declared), and unlike a plain all_done task it does not decide the DAG run's state, so a failed
         # publish still fails the run.
         @teardown
-        @task
+        @task(show_return_value_in_logs=False, doc_md=docs["cleanup"])
         def cleanup() -> str:
             context = get_current_context()
             # Pulled, not passed: when planning failed there is no plan, and the sweep still runs.

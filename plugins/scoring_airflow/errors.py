@@ -44,8 +44,12 @@ NOT_RETRYABLE = (
 
 @contextmanager
 def task_errors() -> Iterator[None]:
-    """Fail the task without retries for errors a retry cannot fix; let anything else retry with backoff."""
+    """Fail the task without retries for errors a retry cannot fix; let anything else retry with backoff.
+
+    Such a failure is the trigger's, the data's or the deployment's, and its message says all there is:
+    `from None` keeps the scoring traceback from being chained under that one line in the task log.
+    """
     try:
         yield
     except NOT_RETRYABLE as exc:
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None

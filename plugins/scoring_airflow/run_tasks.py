@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,30 +35,89 @@ def settings_for(params: Mapping[str, Any]) -> Settings:
     )
 
 
+# A backfill's DAG runs carry this run type (DagRunType.BACKFILL_JOB).
+BACKFILL = "backfill"
+
+
 def resolve_partition(
-    requested: str | None, logical_date: datetime | None, run_after: datetime, *, hourly: bool
+    requested: str | None,
+    logical_date: datetime | None,
+    run_after: datetime,
+    *,
+    hourly: bool,
+    run_type: str | None = None,
 ) -> str:
-    """The partition a run scores: the one named by the trigger, else the period starting at its logical date."""
+    """The partition a run scores: the one named by the trigger, else the period starting at its logical date.
+
+    A backfill's form carries the same params into every run it makes, so a named partition there would
+    score that one partition for every date: refused. A key of the other cadence is refused too: a day
+    in the hourly job would store the day's rows a second time, under a key beside its hours'.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
     from scoring.batch.partitions import PartitionKey
+    from scoring.errors import InvalidPartitionKey
 
-    if requested:
-        return str(PartitionKey.parse(requested))
-    return str(PartitionKey.for_run(logical_date, run_after, hourly=hourly))
+    if not requested:
+        return str(PartitionKey.for_run(logical_date, run_after, hourly=hourly))
+    if run_type == BACKFILL:
+        raise AirflowFailException("a backfill scores each run's own hour/day; leave Partition empty")
+    key = PartitionKey.parse(requested)
+    if hourly and key.hour is None:
+        raise InvalidPartitionKey(f"partition {key}: the hourly job scores hours: give YYYY-MM-DDTHH, e.g. {key}T00")
+    if not hourly and key.hour is not None:
+        raise InvalidPartitionKey(f"partition {key}: the daily job scores days: give YYYY-MM-DD, e.g. {key.day}")
+    return str(key)
 
 
-def partition_is_ready(settings: Settings, partition: str) -> bool:
-    """True once the partition has at least one data file."""
+def partition_is_ready(settings: Settings, partition: str, *, waited: timedelta, wait: timedelta) -> bool:
+    """True once the partition has a data file; False while waiting (saying where it looks); past `wait`, fail.
+
+    The failure is AirflowSensorTimeout (no retry) with one line naming the partition, the wait and the
+    place, instead of Airflow's own "Sensor has timed out" that names neither.
+    """
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
     from scoring.batch.partitions import PartitionKey
-    from scoring.batch.reader import list_partition_files
+    from scoring.batch.reader import list_partition_files, partition_uri
     from scoring.errors import PartitionNotFound
 
+    key = PartitionKey.parse(partition)
     try:
-        files = list_partition_files(settings.input_root, settings.dataset, PartitionKey.parse(partition))
-    except PartitionNotFound as missing:
-        log.info("%s", missing)
-        return False
-    log.info("partition %s is ready: %d file(s)", partition, len(files))
-    return True
+        files = list_partition_files(settings.input_root, settings.dataset, key)
+    except PartitionNotFound:
+        files = []
+    where = partition_uri(settings.input_root, settings.dataset, key)
+    if files:
+        log.info("partition %s is ready: %d file(s) under %s", partition, len(files), where)
+        return True
+    hours = f"{wait.total_seconds() / 3600:g} hours"
+    if waited >= wait:
+        raise AirflowSensorTimeout(
+            f"no data arrived for partition {partition} within {hours}: no .parquet or .csv file under {where}; "
+            "clear this task to look again once the data is there"
+        )
+    log.info(
+        "waiting for partition %s: no .parquet or .csv file under %s yet (waited %s of up to %s)",
+        partition,
+        where,
+        _minutes(waited),
+        hours,
+    )
+    return False
+
+
+def _minutes(span: timedelta) -> str:
+    return f"{int(span.total_seconds() // 60)} min"
+
+
+def require_current(engine: Engine) -> None:
+    """The database's revision check, without Alembic's INFO lines ("Context impl ...") in the task log."""
+    from scoring.batch.store.engines import require_current as check_revision
+
+    # Runs never migrate, so Alembic has nothing to say here that the check does not raise.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    check_revision(engine)
 
 
 @contextmanager
@@ -80,7 +139,6 @@ def plan(settings: Settings, *, job: str, partition: str, run_id: str) -> dict:
     the run before any shard is scored.
     """
     from scoring import batch
-    from scoring.batch.store.engines import require_current
     from scoring.model.bundle import read_manifest
     from scoring.model.trust import BundleTrust
 
@@ -153,7 +211,6 @@ def record_failure(settings: Settings, run_plan: RunPlan, reason: str, *, only_i
 def publish(settings: Settings, plan: dict, shard_results: list[dict]) -> dict:
     """Publish the run's staged shards in one transaction; a reject rate above the threshold fails the task."""
     from scoring import batch
-    from scoring.batch.store.engines import require_current
     from scoring.model.trust import BundleTrust
 
     run_plan = batch.RunPlan.from_dict(plan)
@@ -165,6 +222,19 @@ def publish(settings: Settings, plan: dict, shard_results: list[dict]) -> dict:
         )
     log.info("%s", summary.line())
     return summary.to_dict()
+
+
+def asset_extra(summary: dict) -> dict:
+    """What a published run's Asset event carries, so a consumer can tell which partition it was and how it went."""
+    return {
+        "partition": summary["partition_key"],
+        "input_rows": summary["input_rows"],
+        "scored_rows": summary["scored_rows"],
+        "rejected_rows": summary["rejected_rows"],
+        "model_name": summary["model_name"],
+        "model_version": summary["model_version"],
+        "scoring_run_id": summary["run_id"],
+    }
 
 
 def finish_run(settings: Settings, plan: dict, dag_run_id: str) -> str:

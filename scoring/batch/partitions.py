@@ -13,11 +13,16 @@ from datetime import date, datetime, timedelta, timezone
 
 from scoring.errors import InvalidPartitionKey
 
-# The one definition of a partition key's syntax: the DAGs' trigger form checks it with this pattern
-# (JSON Schema), and parse() below adds what a pattern cannot say (a real date, an hour below 24).
-# Plain groups only: the form's browser-side check reads it as an ECMAScript regex.
-PARTITION_KEY_PATTERN = r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}))?$"
+# The one definition of a partition key's syntax, used by parse() below and by the DAGs' trigger form
+# (JSON Schema "pattern"), so the form refuses inline what a run would refuse: month 13, day 32, hour 24.
+# What a pattern cannot say (Feb 30, year 0000) parse() refuses with its reason. The browser reads it
+# as an ECMAScript regex: plain and non-capturing groups only, and [0-9], not \d, which in Python
+# also matches non-ASCII digits.
+PARTITION_KEY_PATTERN = r"^([0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(?:T([01][0-9]|2[0-3]))?$"
 _PARTITION_KEY = re.compile(PARTITION_KEY_PATTERN)
+# Only to explain a refusal: the key's shape with any two-digit month, day and hour, so the message can
+# name the field that is out of range instead of calling a well-shaped key malformed.
+_PARTITION_KEY_SHAPE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:T([0-9]{2}))?$")
 
 
 @dataclass(frozen=True, order=True)
@@ -33,22 +38,16 @@ class PartitionKey:
         text = text.strip()
         match = _PARTITION_KEY.match(text)
         if not match:
-            raise InvalidPartitionKey(
-                f"partition key {text[:40]!r} is neither YYYY-MM-DD (daily) nor YYYY-MM-DDTHH (hourly)"
-            )
+            raise InvalidPartitionKey(f"partition key {text[:40]!r} {_refusal(text)}")
         year, month, day = (int(group) for group in match.groups()[:3])
         hour = None if match.group(4) is None else int(match.group(4))
         if year < 1:
             raise InvalidPartitionKey(f"partition key {text!r} names year 0000; years start at 0001")
-        if not 1 <= month <= 12:
-            raise InvalidPartitionKey(f"partition key {text!r} names month {month}; months run from 01 to 12")
         days = calendar.monthrange(year, month)[1]
-        if not 1 <= day <= days:
+        if day > days:
             raise InvalidPartitionKey(
                 f"partition key {text!r} names day {day} of {year:04d}-{month:02d}, which has {days} days"
             )
-        if hour is not None and hour > 23:
-            raise InvalidPartitionKey(f"partition key {text!r} names hour {hour}; hours run from 00 to 23")
         return cls(date(year, month, day), hour)
 
     @classmethod
@@ -76,6 +75,21 @@ class PartitionKey:
 
     def __str__(self) -> str:
         return self.day.isoformat() if self.hour is None else f"{self.day.isoformat()}T{self.hour:02d}"
+
+
+def _refusal(text: str) -> str:
+    """Why a key the pattern refused is wrong: the field out of range, or its shape."""
+    shape = _PARTITION_KEY_SHAPE.match(text)
+    if not shape:
+        return "is neither YYYY-MM-DD (daily) nor YYYY-MM-DDTHH (hourly)"
+    month, day = int(shape.group(2)), int(shape.group(3))
+    if not 1 <= month <= 12:
+        return f"names month {month}; months run from 01 to 12"
+    if day < 1:
+        return f"names day {day}; days run from 01"
+    if day > 31:
+        return f"names day {day}; no month has more than 31 days"
+    return f"names hour {int(shape.group(4))}; hours run from 00 to 23"
 
 
 def _floor(moment: datetime, hourly: bool) -> datetime:

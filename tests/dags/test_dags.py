@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,7 +20,11 @@ DAG_IDS = ["score_rides_daily", "score_rides_hourly"]
 
 @pytest.fixture
 def dagbag():
-    """Parsed fresh for each test: dag.test() merges run_conf into the DAG object's params."""
+    """Parsed fresh for each test: dag.test() merges run_conf into the DAG object's params.
+
+    Parsing reads the deployment's settings (the form's defaults), so a test that sets SCORING_* asks for
+    this fixture after scoring_env, as a deployment's environment is there before its DAGs are parsed.
+    """
     from airflow.models import DagBag
 
     return DagBag(dag_folder=str(ROOT / "dags"))
@@ -35,7 +40,7 @@ def test_dags_have_owner_retries_tags_and_the_expected_shape(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert dag.dag_id == Path(dag.fileloc).stem
     assert {"scoring", "batch"} <= set(dag.tags)
-    assert dag.doc_md and "exactly once" in dag.doc_md
+    assert dag.doc_md and "exactly once" in dag.doc_md and dag.description
     assert set(dag.params) == {"partition", "model_uri", "reject_threshold"}
     for task in dag.tasks:
         assert task.owner == "ml-platform"
@@ -135,7 +140,7 @@ def _stored(url: str) -> pd.DataFrame:
 
 @pytest.mark.postgres
 @pytest.mark.airflow
-def test_dag_test_run_publishes_the_closed_hour_once_even_when_rerun(airflow_db, dagbag, scoring_env, pg_schema_url):
+def test_dag_test_run_publishes_the_closed_hour_once_even_when_rerun(airflow_db, scoring_env, dagbag, pg_schema_url):
     from scoring.demo.synthetic import write_partition
 
     # Given the 03:00 hour of rides, in three files
@@ -158,8 +163,10 @@ def test_dag_test_run_publishes_the_closed_hour_once_even_when_rerun(airflow_db,
 @pytest.mark.postgres
 @pytest.mark.airflow
 def test_a_database_never_migrated_fails_the_run_at_plan_without_retries(
-    airflow_db, dagbag, monkeypatch, tmp_path, demo_bundle_dir, pg_schema_url
+    airflow_db, monkeypatch, tmp_path, demo_bundle_dir, pg_schema_url
 ):
+    from airflow.models import DagBag
+
     from scoring.demo.synthetic import write_partition
 
     # Given an hour of rides and a predictions database nobody ran `scoring db upgrade` on
@@ -169,7 +176,8 @@ def test_a_database_never_migrated_fails_the_run_at_plan_without_retries(
     monkeypatch.setenv("AIRFLOW_CONN_SCORING_DB", pg_schema_url)
     write_partition(str(tmp_path / "input"), "rides", PartitionKey.parse("2026-01-01T06"), make_rides(10), files=1)
     # When the DAG runs for that hour
-    run = dagbag.dags["score_rides_hourly"].test(logical_date=datetime(2026, 1, 1, 6, tzinfo=timezone.utc))
+    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["score_rides_hourly"]
+    run = dag.test(logical_date=datetime(2026, 1, 1, 6, tzinfo=timezone.utc))
     # Then plan fails at once (no retry runs the upgrade), nothing is scored, and no table was created
     assert run.state == "failed"
     plan = next(ti for ti in run.get_task_instances() if ti.task_id == "plan")
@@ -201,7 +209,7 @@ def test_trigger_params_become_settings_overrides_in_one_place(monkeypatch, para
 
 @pytest.mark.postgres
 @pytest.mark.airflow
-def test_manual_partition_param_overrides_the_interval(airflow_db, dagbag, scoring_env, pg_schema_url):
+def test_manual_partition_param_overrides_the_interval(airflow_db, scoring_env, dagbag, pg_schema_url):
     from scoring.demo.synthetic import write_partition
 
     write_partition(str(scoring_env), "rides", PartitionKey.parse("2026-01-01T07"), make_rides(100), files=1)
@@ -213,7 +221,54 @@ def test_manual_partition_param_overrides_the_interval(airflow_db, dagbag, scori
 
 @pytest.mark.postgres
 @pytest.mark.airflow
-def test_run_above_reject_threshold_fails_and_publishes_nothing(airflow_db, dagbag, scoring_env, pg_schema_url):
+def test_a_published_run_logs_its_summary_once_and_its_asset_event_says_what_it_holds(
+    airflow_db, scoring_env, dagbag, pg_schema_url, caplog, capfd
+):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from scoring.demo.synthetic import write_partition
+
+    # Given an hour of rides, two of them invalid
+    rides = make_rides(300)
+    rides.loc[:1, "trip_distance"] = -1.0
+    write_partition(str(scoring_env), "rides", PartitionKey.parse("2026-01-01T10"), rides, files=2)
+    # When the DAG runs for that hour
+    with caplog.at_level(logging.INFO):
+        run = dagbag.dags["score_rides_hourly"].test(logical_date=datetime(2026, 1, 1, 10, tzinfo=timezone.utc))
+    assert run.state == "success"
+    # Then the publish summary is logged once, without Alembic's chatter from the revision check
+    # (the task runner's own lines, "Done. Returned value was: ...", reach the console, not caplog)
+    logged = [r.getMessage() for r in caplog.records] + capfd.readouterr().out.splitlines()
+    publish_lines = [line for line in logged if "298" in line and "2026-01-01T10" in line]
+    summary = f"score_rides_hourly 2026-01-01T10: 298 scored, 2 rejected of 300 rows with ride_duration v1 (run {run.run_id}.try1)"
+    assert len(publish_lines) == 1 and summary in publish_lines[0], publish_lines
+    assert not [r for r in caplog.records if r.name.startswith("alembic") and r.levelno < logging.WARNING]
+    # And the Asset event names the partition, the counts, the model and the scoring run
+    with create_session() as session:
+        events = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == "scoring://predictions/score_rides_hourly", AssetEvent.source_run_id == run.run_id)
+        ).all()
+        extras = [event.extra for event in events]
+    assert extras == [
+        {
+            "partition": "2026-01-01T10",
+            "input_rows": 300,
+            "scored_rows": 298,
+            "rejected_rows": 2,
+            "model_name": "ride_duration",
+            "model_version": "1",
+            "scoring_run_id": f"{run.run_id}.try1",
+        }
+    ]
+
+
+@pytest.mark.postgres
+@pytest.mark.airflow
+def test_run_above_reject_threshold_fails_and_publishes_nothing(airflow_db, scoring_env, dagbag, pg_schema_url):
     from scoring.demo.synthetic import write_partition
 
     rides = make_rides(100)
@@ -233,7 +288,7 @@ def test_run_above_reject_threshold_fails_and_publishes_nothing(airflow_db, dagb
 
 @pytest.mark.postgres
 @pytest.mark.airflow
-def test_a_failed_shard_fails_the_run_and_cleanup_records_it(airflow_db, dagbag, scoring_env, pg_schema_url):
+def test_a_failed_shard_fails_the_run_and_cleanup_records_it(airflow_db, scoring_env, dagbag, pg_schema_url):
     from scoring.demo.synthetic import write_partition
 
     # Given an hour with one good file and one that is not Parquet
@@ -328,5 +383,6 @@ def test_not_retryable_errors_fail_the_task_at_once(error, retried):
     if retried:
         assert raised.value is exc
     else:
-        assert isinstance(raised.value, AirflowFailException) and raised.value.__cause__ is exc
-        assert str(raised.value) == f"{error}: boom"
+        # one line the user caused, no scoring traceback chained under it
+        assert isinstance(raised.value, AirflowFailException) and str(raised.value) == f"{error}: boom"
+        assert raised.value.__cause__ is None and raised.value.__suppress_context__
