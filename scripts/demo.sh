@@ -59,35 +59,52 @@ stop_components() {
   all=("${pids[@]}" $(descendants "${pids[@]}"))
   for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
   while ((waited < 30)) && alive "${all[@]}"; do sleep 1; waited=$((waited + 1)); done
-  for pid in "${all[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+  for pid in "${all[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap stop_components EXIT
 trap 'exit 130' INT TERM
 
-echo "starting Airflow's scheduler, dag-processor and execution API (LocalExecutor, at most ${AIRFLOW__CORE__PARALLELISM:-32} tasks at once; logs in $LOGS)"
-start api-server api-server --apps execution --host 127.0.0.1 --port "$API_PORT" --workers 1
-start scheduler scheduler
+echo "starting Airflow's dag-processor, scheduler and execution API (LocalExecutor, at most ${AIRFLOW__CORE__PARALLELISM:-32} tasks at once; logs in $LOGS)"
+# The backfill is created before the scheduler starts: on SQLite its long transaction (clearing the
+# runs a previous demo left) would otherwise race the scheduler's writes into "database is locked".
 start dag-processor dag-processor
 
-unfinished_backfills() { # of the DAG, as the scheduler sees them (it marks one complete within 30 s of its last run)
-  "$BIN/python" - "$DAG_ID" 2>>"$LOGS/cli.log" <<'EOF'
+# close|count: the DAG's unfinished backfills, counted, or closed: one left open by an interrupted demo
+# has lost its components, so its unfinished runs and tasks are failed (and the new backfill reruns them).
+backfills() {
+  "$BIN/python" - "$1" "$DAG_ID" 2>>"$LOGS/cli.log" <<'EOF'
 import sys
-from sqlalchemy import func, select
-from airflow.models.backfill import Backfill
+from datetime import datetime, timezone
+from sqlalchemy import func, select, update
+from airflow.models.backfill import Backfill, BackfillDagRun
+from airflow.models.dagrun import DagRun
+from airflow.models.taskinstance import TaskInstance
 from airflow.utils.session import create_session
+from airflow.utils.state import DagRunState, State, TaskInstanceState
+action, dag_id = sys.argv[1:]
+unfinished_runs = (DagRunState.QUEUED, DagRunState.RUNNING)
+unfinished_tasks = [state for state in State.unfinished if state is not None]
+unfinished = (Backfill.dag_id == dag_id, Backfill.completed_at.is_(None))
 with create_session() as session:
-    print(session.scalar(select(func.count()).where(Backfill.dag_id == sys.argv[1], Backfill.completed_at.is_(None))))
+    if action == "count":
+        print(session.scalar(select(func.count()).where(*unfinished)))
+    for backfill in session.scalars(select(Backfill).where(*unfinished)) if action == "close" else ():
+        print(f"closing backfill {backfill.id} of {dag_id}, left open by an interrupted demo")
+        backfill.is_paused = True
+        ids = select(BackfillDagRun.dag_run_id).where(BackfillDagRun.backfill_id == backfill.id)
+        runs = select(DagRun.run_id).where(DagRun.id.in_(ids), DagRun.state.in_(unfinished_runs))
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id.in_(runs), TaskInstance.state.in_(unfinished_tasks))
+            .values(state=TaskInstanceState.FAILED)
+        )
+        session.execute(
+            update(DagRun).where(DagRun.id.in_(ids), DagRun.state.in_(unfinished_runs)).values(state=DagRunState.FAILED)
+        )
+        backfill.completed_at = datetime.now(timezone.utc)
 EOF
-}
-
-wait_for_backfills() { # until no backfill of the DAG is unfinished, within $1 seconds
-  local deadline=$((SECONDS + $1))
-  until [[ $(unfinished_backfills) == 0 ]]; do
-    check_alive
-    ((SECONDS < deadline)) || { echo "a backfill of $DAG_ID is still unfinished after $1s; see $LOGS/scheduler.log" >&2; exit 1; }
-    sleep 5
-  done
 }
 
 check_alive() {
@@ -107,15 +124,18 @@ until json_of dags details "$DAG_ID" | grep -q "\"dag_id\": \"$DAG_ID\""; do
   sleep 3
 done
 
-# A backfill's tasks are only queued while the DAG is unpaused; the EXIT trap pauses it again.
-airflow dags unpause "$DAG_ID" >/dev/null
-# Only one backfill per DAG may be open: one an interrupted demo left is finished first.
-wait_for_backfills "$TIMEOUT"
+# Only one backfill per DAG may be open.
+backfills close
 last_hour=$(printf '%02d' $((HOURS - 1)))
 echo "airflow backfill create --dag-id $DAG_ID --from-date ${DAY}T00:00:00 --to-date ${DAY}T${last_hour}:00:00 --reprocess-behavior completed --max-active-runs $MAX_ACTIVE_RUNS"
 airflow backfill create --dag-id "$DAG_ID" --from-date "${DAY}T00:00:00" --to-date "${DAY}T${last_hour}:00:00" \
   --reprocess-behavior completed --max-active-runs "$MAX_ACTIVE_RUNS" >"$LOGS/backfill-create.log" ||
   { echo "airflow backfill create failed:" >&2; tail -n 5 "$LOGS/cli.log" >&2; exit 1; }
+
+start api-server api-server --apps execution --host 127.0.0.1 --port "$API_PORT" --workers 1
+start scheduler scheduler
+# A backfill's tasks are only queued while the DAG is unpaused; the EXIT trap pauses it again.
+airflow dags unpause "$DAG_ID" >/dev/null
 
 # Print each hour's outcome in order, as soon as it and every earlier hour are finished.
 deadline=$((SECONDS + TIMEOUT))
@@ -147,8 +167,13 @@ for hour in range(hours):
   done
 done
 ((failed == 0)) || exit 1
-# The scheduler closes the backfill on its next check; stopping it before would leave it open.
-wait_for_backfills 90
+# The scheduler closes the backfill on its next check (every 30 s); stopping it before would leave it open.
+deadline=$((SECONDS + 90))
+until [[ $(backfills count) == 0 ]]; do
+  check_alive
+  ((SECONDS < deadline)) || { echo "the scheduler did not close the backfill; see $LOGS/scheduler.log" >&2; exit 1; }
+  sleep 5
+done
 
 stop_components
 trap - EXIT
