@@ -225,6 +225,7 @@ def test_a_failed_run_removes_its_staging(engine, predictor, tmp_path):
 def test_publish_of_a_plan_whose_staging_is_gone_says_so(engine, predictor, tmp_path):
     # Given a scored plan whose staging was cleaned up (a cleared publish task after the cleanup task)
     from scoring.batch import plan_run, publish_run, remove_run_staging, score_shard
+    from scoring.errors import StagingGone
 
     write_rides(str(tmp_path / "in"), make_rides(50), files=1)
     plan = plan_run(
@@ -239,7 +240,8 @@ def test_publish_of_a_plan_whose_staging_is_gone_says_so(engine, predictor, tmp_
     shards = [score_shard(predictor, plan, 0, chunk_rows=50)]
     remove_run_staging(plan)
     # When it is published
-    with pytest.raises(PublishError, match="staged output .* is gone"):
+    # (StagingGone: a PublishError no retry can fix, so Airflow fails it at once)
+    with pytest.raises(StagingGone, match="staged output .* is gone"):
         publish_run(engine, plan, shards, predictor.bundle.manifest, reject_threshold=0.01)
     # Then the failure is recorded
     assert runs(engine)["status"].tolist() == ["failed"]
@@ -280,26 +282,6 @@ def test_a_failed_run_is_recorded_from_its_plan_when_the_bundle_can_no_longer_be
         manifest.sha256,
     )
     assert (row["input_rows"], row["scored_rows"], row["rejected_rows"]) == (0, 0, 0)
-
-
-def test_publish_of_a_plan_whose_staging_is_gone_is_a_staging_gone_error(engine, predictor, tmp_path):
-    from scoring.batch import plan_run, publish_run, remove_run_staging, score_shard
-    from scoring.errors import StagingGone
-
-    write_rides(str(tmp_path / "in"), make_rides(50), files=1)
-    plan = plan_run(
-        job="score_rides_hourly",
-        partition=HOUR,
-        input_root=str(tmp_path / "in"),
-        dataset="rides",
-        staging_root=str(tmp_path / "stage"),
-        model_uri=predictor.bundle.uri,
-        model=predictor.bundle.manifest,
-    )
-    shards = [score_shard(predictor, plan, 0, chunk_rows=50)]
-    remove_run_staging(plan)
-    with pytest.raises(StagingGone):
-        publish_run(engine, plan, shards, predictor.bundle.manifest, reject_threshold=0.01)
 
 
 def test_a_shard_of_a_plan_made_with_another_bundle_is_a_bundle_changed_error(predictor, tmp_path):

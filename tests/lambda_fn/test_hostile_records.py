@@ -34,6 +34,18 @@ def kinesis_event(payloads: list[str], arn: str = ARN) -> dict:
     return {"Records": [kinesis_event_record(r, "shardId-000000000000", arn, "us-east-1") for r in records]}
 
 
+def refuse_distance(handler, distance: float) -> None:
+    """Make the loaded model raise on one trip distance (SIMULATED: a transformer refusing a value the validator let in)."""
+    real_predict = handler.HANDLER.predictor.predict
+
+    def predict(inputs):
+        if (inputs["trip_distance"] == distance).any():
+            raise ValueError(f"cannot transform {distance}")
+        return real_predict(inputs)
+
+    handler.HANDLER.predictor.predict = predict
+
+
 @pytest.fixture
 def outputs(cold_start, new_stream, read_stream, new_queue, drain_queue):
     """A fresh handler publishing to a new Kinesis stream, with or without a dead-letter queue, and readers."""
@@ -75,14 +87,7 @@ def test_a_lone_surrogate_id_fails_alone_and_nothing_is_written_before_it_is_kno
 def test_a_record_the_model_cannot_take_fails_alone(outputs):
     # Given a model that raises on one ride's value (SIMULATED: a transformer refusing a value the validator let in)
     handler, published, dead_letters = outputs()
-    real_predict = handler.HANDLER.predictor.predict
-
-    def predict(inputs):
-        if (inputs["trip_distance"] == 13.13).any():
-            raise ValueError("cannot transform 13.13")
-        return real_predict(inputs)
-
-    handler.HANDLER.predictor.predict = predict
+    refuse_distance(handler, 13.13)
     # When a batch holds it between two good rides
     response = handler.lambda_handler(kinesis_event([ride(1), ride(2, 13.13), ride(3)]), None)
     # Then the good rides are published and the other one dead-lettered with the error's type, not a traceback
@@ -228,14 +233,7 @@ def test_a_lone_valid_record_the_model_cannot_take_is_dead_lettered_not_retried_
     # Given a model that raises on one ride's value, and a batch whose only valid record is that ride
     # (SIMULATED model fault): alone, a poison record and a broken model look the same
     handler, published, dead_letters = outputs()
-    real_predict = handler.HANDLER.predictor.predict
-
-    def predict(inputs):
-        if (inputs["trip_distance"] == 13.13).any():
-            raise ValueError("cannot transform 13.13")
-        return real_predict(inputs)
-
-    handler.HANDLER.predictor.predict = predict
+    refuse_distance(handler, 13.13)
     # When it arrives beside an invalid record
     response = handler.lambda_handler(kinesis_event([ride(2, 13.13), "not json"]), None)
     # Then the invocation answers: both go to the dead-letter queue (replayable), nothing is retried in a loop
