@@ -54,5 +54,5 @@ bench: install
 	$(BIN)/python bench/predict.py
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) $(VAR_DIR)
 include $(wildcard mk/*.mk)

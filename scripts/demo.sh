@@ -51,17 +51,28 @@ descendants() { # every process below the given pids (task processes may leave t
 
 alive() { local pid; for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }
 
+stopped=""
 stop_components() {
-  local all pid waited=0
-  # Paused again whatever happened: a later `make airflow` must not start scheduling the current hour.
-  airflow dags pause "$DAG_ID" >/dev/null || echo "could not pause $DAG_ID; pause it in the UI" >&2
-  ((${#pids[@]})) || return 0
-  all=("${pids[@]}" $(descendants "${pids[@]}"))
-  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
-  while ((waited < 30)) && alive "${all[@]}"; do sleep 1; waited=$((waited + 1)); done
-  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
-  for pid in "${all[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  local all pid waited=0 try
+  # Once, and not to be cut short: a second Ctrl-C must not leave components running or the DAG unpaused.
+  [[ -z $stopped ]] || return 0
+  stopped=1
+  trap '' INT TERM
+  if ((${#pids[@]})); then
+    all=("${pids[@]}" $(descendants "${pids[@]}"))
+    for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+    while ((waited < 30)) && alive "${all[@]}"; do sleep 1; waited=$((waited + 1)); done
+    for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+    for pid in "${all[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+  fi
+  # Paused again whatever happened, once nothing else writes to the SQLite metadata (no "database is
+  # locked"): a later `make airflow` must not start scheduling the current hour.
+  for try in 1 2 3; do
+    airflow dags pause "$DAG_ID" >/dev/null && return 0
+    sleep 2
+  done
+  echo "could not pause $DAG_ID; pause it in the UI" >&2
 }
 trap stop_components EXIT
 trap 'exit 130' INT TERM

@@ -64,9 +64,9 @@ def task_docs(cadence: str) -> dict[str, str]:
 **Fails at once** (no retry) when the Partition is not a valid {period} key, or when a backfill
 carries one (a backfill scores each run's own {period}).""",
         "wait_for_partition": f"""Waits for the partition's folder under the input root to hold a `.parquet` or
-`.csv` file, looking every {_span(POKE_INTERVAL[cadence])} without holding a worker slot, and logs
+`.csv` file, looking every {run_tasks.describe_span(POKE_INTERVAL[cadence])} without holding a worker slot, and logs
 where it looks. Reads the input root only. **Fails** (no retry) when no data arrived within
-{_span(WAIT[cadence])}, naming the partition and the folder; clear the task to look again.""",
+{run_tasks.describe_span(WAIT[cadence])}, naming the partition and the folder; clear the task to look again.""",
         "plan": """Fixes the run: checks the predictions database is at this code's revision, reads and
 verifies the model bundle (it must lie below a trusted root) and lists the partition's files. Writes
 the plan to XCom, nothing to the database. **Fails at once** for a database that needs
@@ -91,13 +91,9 @@ until the next sweep.""",
     }
 
 
-def _span(span: timedelta) -> str:
-    minutes = int(span.total_seconds() // 60)
-    return f"{minutes // 60:g} hours" if minutes >= 60 else f"{minutes} minutes"
-
-
 def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: datetime | None = None):
     """Build the scoring DAG for `cadence` ('hourly' or 'daily'); a run scores the period starting at its logical date."""
+    from scoring.errors import ConfigError
     from scoring.settings import Settings
 
     # A cron string alone gives data_interval_start == data_interval_end in Airflow 3; the interval
@@ -110,7 +106,12 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
     docs = task_docs(cadence)
     # The form shows the values a run would use, read as the deployment's workers read them (Settings is
     # cheap: it imports nothing heavy). Scheduled runs take these defaults from the worker's own parse.
-    deployed = Settings.from_env()
+    # A malformed SCORING_* value must not make the DAGs vanish at parse: the form then shows no default,
+    # and the run fails on the setting's own one-line ConfigError.
+    try:
+        deployed: Settings | None = Settings.from_env()
+    except ConfigError:
+        deployed = None
 
     @dag(
         dag_id=dag_id,
@@ -132,14 +133,14 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
                 f"the {period} starting at the run's logical date; always empty for a backfill.",
             ),
             "model_uri": Param(
-                deployed.model_uri,
+                deployed.model_uri if deployed else None,
                 type=["null", "string"],
                 title="Model bundle",
                 description="Bundle directory or s3:// prefix, below a trusted root. The default is this "
                 "deployment's SCORING_MODEL_URI; empty means that setting too.",
             ),
             "reject_threshold": Param(
-                deployed.reject_threshold,
+                deployed.reject_threshold if deployed else None,
                 type=["null", "number"],
                 minimum=0,
                 maximum=1,

@@ -53,15 +53,13 @@ def resolve_partition(
     score that one partition for every date: refused. A key of the other cadence is refused too: a day
     in the hourly job would store the day's rows a second time, under a key beside its hours'.
     """
-    from airflow.sdk.exceptions import AirflowFailException
-
     from scoring.batch.partitions import PartitionKey
     from scoring.errors import InvalidPartitionKey
 
     if not requested:
         return str(PartitionKey.for_run(logical_date, run_after, hourly=hourly))
     if run_type == BACKFILL:
-        raise AirflowFailException("a backfill scores each run's own hour/day; leave Partition empty")
+        raise InvalidPartitionKey("a backfill scores each run's own hour/day; leave Partition empty")
     key = PartitionKey.parse(requested)
     if hourly and key.hour is None:
         raise InvalidPartitionKey(f"partition {key}: the hourly job scores hours: give YYYY-MM-DDTHH, e.g. {key}T00")
@@ -91,7 +89,7 @@ def partition_is_ready(settings: Settings, partition: str, *, waited: timedelta,
     if files:
         log.info("partition %s is ready: %d file(s) under %s", partition, len(files), where)
         return True
-    hours = f"{wait.total_seconds() / 3600:g} hours"
+    hours = describe_span(wait)
     if waited >= wait:
         raise AirflowSensorTimeout(
             f"no data arrived for partition {partition} within {hours}: no .parquet or .csv file under {where}; "
@@ -101,14 +99,16 @@ def partition_is_ready(settings: Settings, partition: str, *, waited: timedelta,
         "waiting for partition %s: no .parquet or .csv file under %s yet (waited %s of up to %s)",
         partition,
         where,
-        _minutes(waited),
+        describe_span(waited),
         hours,
     )
     return False
 
 
-def _minutes(span: timedelta) -> str:
-    return f"{int(span.total_seconds() // 60)} min"
+def describe_span(span: timedelta) -> str:
+    """A wait as a person says it: "5 minutes", "1.5 hours", "24 hours"."""
+    minutes = span.total_seconds() / 60
+    return f"{minutes / 60:.3g} hours" if minutes >= 60 else f"{minutes:.3g} minutes"
 
 
 def require_current(engine: Engine) -> None:

@@ -366,6 +366,11 @@ def test_cleanup_records_a_failed_run_from_its_plan_when_the_bundle_is_gone(
         ("PublishError", True),  # a database that refused the transaction may take it next time
         ("DatabaseUnavailable", True),  # a database that is down may be back on the next try
         ("PartitionNotFound", True),
+        ("ConfigError", False),
+        ("UnknownRecipe", False),
+        ("BundleIntegrityError", False),
+        ("UntrustedBundle", False),
+        ("MalformedEvent", True),  # a stream error: no task raises it, so it keeps the default
     ],
 )
 def test_not_retryable_errors_fail_the_task_at_once(error, retried):
@@ -386,3 +391,18 @@ def test_not_retryable_errors_fail_the_task_at_once(error, retried):
         # one line the user caused, no scoring traceback chained under it
         assert isinstance(raised.value, AirflowFailException) and str(raised.value) == f"{error}: boom"
         assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_every_scoring_error_type_has_a_decided_retry_policy():
+    # A new error type must be placed in the table above, or it would quietly get three retries
+    import inspect
+
+    import scoring.errors
+
+    decided = {name for mark in test_not_retryable_errors_fail_the_task_at_once.pytestmark for name, _ in mark.args[1]}
+    defined = {
+        name
+        for name, value in inspect.getmembers(scoring.errors, inspect.isclass)
+        if issubclass(value, scoring.errors.ScoringError) and value is not scoring.errors.ScoringError
+    }
+    assert defined <= decided, f"no retry policy decided for {sorted(defined - decided)}"
