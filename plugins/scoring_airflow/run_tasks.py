@@ -1,7 +1,8 @@
 """The steps of one scoring run as plain functions of (settings, Airflow context values).
 
-The DAG's TaskFlow tasks are one-line calls of these, so the logic is testable without a scheduler
-and every heavy import happens at task run time, never while a DAG file is parsed. A run never
+The DAG's TaskFlow tasks call these (each task one call, plus the sensor's wait arithmetic and the
+publish's Asset extra), so the logic is testable without a scheduler and every heavy import happens
+at task run time, never while a DAG file is parsed. A run never
 migrates the predictions database: `plan` and `publish` check its revision and fail at once with
 DatabaseBehind (run `scoring db upgrade` at deploy time).
 """

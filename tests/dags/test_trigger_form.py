@@ -166,6 +166,9 @@ def test_a_partition_that_never_arrives_fails_the_run_within_its_cadence(dags, d
     assert sensor.timeout == (timeout + poke_interval).total_seconds()
     assert sensor.poke_interval == poke_interval.total_seconds()
     assert sensor.mode == "reschedule" and not sensor.soft_fail and not sensor.never_fail
+    # Runs waiting for missing data cannot hold every run slot: each gives up before max_active_runs periods
+    period = timedelta(hours=1) if dag_id.endswith("hourly") else timedelta(days=1)
+    assert sensor.timeout < dags[dag_id].max_active_runs * period.total_seconds()
 
 
 def _settings(tmp_path):
