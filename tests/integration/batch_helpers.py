@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pandas as pd
 import sqlalchemy as sa
 
-from scoring.batch import RunSummary, score_partition
+from scoring.batch import RunPlan, RunSummary, plan_run, score_partition
 from scoring.batch.partitions import PartitionKey
 from scoring.demo.synthetic import write_partition
 from scoring.model.predict import Predictor
@@ -24,6 +27,21 @@ def run(
     options = {"chunk_rows": 97, "reject_threshold": 0.01, **kwargs}
     return score_partition(
         predictor, engine, job=JOB, partition=key, input_root=root, dataset="rides", staging_root=staging, **options
+    )
+
+
+def plan_for(
+    predictor: Predictor, tmp_path: Path, key: PartitionKey = HOUR, job: str = JOB, **overrides: Any
+) -> RunPlan:
+    """The plan of a run over `tmp_path/in`, staging under `tmp_path/stage`, with the predictor's bundle."""
+    options = {"model_uri": predictor.bundle.uri, "model": predictor.bundle.manifest, **overrides}
+    return plan_run(
+        job=job,
+        partition=key,
+        input_root=str(tmp_path / "in"),
+        dataset="rides",
+        staging_root=str(tmp_path / "stage"),
+        **options,
     )
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from scoring.batch.partitions import PartitionKey
 from scoring.errors import PartitionNotFound, RejectThresholdExceeded
 from tests.conftest import make_rides
-from tests.integration.batch_helpers import rejects, run, runs, stored, write_rides
+from tests.integration.batch_helpers import plan_for, rejects, run, runs, stored, write_rides
 
 pytestmark = pytest.mark.postgres
 
@@ -160,23 +160,13 @@ def test_a_rejected_row_holding_infinity_or_nan_is_kept_and_the_rest_published(e
 
 def test_publishing_the_same_plan_again_replaces_its_own_record(engine, predictor, tmp_path):
     # Given a run that failed its threshold (a retried or cleared publish task re-publishes the same plan)
-    from scoring.batch import plan_run, publish_run, score_shard
-    from scoring.batch.partitions import PartitionKey
+    from scoring.batch import publish_run, score_shard
 
     rides = make_rides(100)
     rides.loc[:4, "trip_distance"] = np.nan
     root = str(tmp_path / "in")
     write_rides(root, rides, files=1)
-    plan = plan_run(
-        job="score_rides_hourly",
-        partition=PartitionKey.parse("2026-03-01T05"),
-        input_root=root,
-        dataset="rides",
-        staging_root=str(tmp_path / "stage"),
-        run_id="manual__x.try1",
-        model_uri=predictor.bundle.uri,
-        model=predictor.bundle.manifest,
-    )
+    plan = plan_for(predictor, tmp_path, run_id="manual__x.try1")
     shards = [score_shard(predictor, plan, 0, chunk_rows=50)]
     with pytest.raises(RejectThresholdExceeded):
         publish_run(engine, plan, shards, predictor.bundle.manifest, reject_threshold=0.01)
@@ -190,7 +180,7 @@ def test_publishing_the_same_plan_again_replaces_its_own_record(engine, predicto
 
 
 def test_a_shard_that_fails_leaves_no_staging_behind(predictor, tmp_path):
-    from scoring.batch import plan_run, score_shard
+    from scoring.batch import score_shard
     from scoring.batch.partitions import PartitionKey
     from scoring.errors import UnreadableInput
 
@@ -198,15 +188,7 @@ def test_a_shard_that_fails_leaves_no_staging_behind(predictor, tmp_path):
     partition_dir = tmp_path / "in" / "rides" / "dt=2026-03-01" / "hour=05"
     partition_dir.mkdir(parents=True)
     (partition_dir / "part-0.parquet").write_bytes(b"not parquet at all")
-    plan = plan_run(
-        job="j",
-        partition=key,
-        input_root=str(tmp_path / "in"),
-        dataset="rides",
-        staging_root=str(tmp_path / "stage"),
-        model_uri=predictor.bundle.uri,
-        model=predictor.bundle.manifest,
-    )
+    plan = plan_for(predictor, tmp_path, key, job="j")
     with pytest.raises(UnreadableInput, match="not a readable Parquet file"):
         score_shard(predictor, plan, 0, chunk_rows=50)
     assert [p for p in (tmp_path / "stage").rglob("*") if p.is_file()] == []

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from scoring.batch.rejects import raw_record_json
 from scoring.errors import PublishError, UnreadableInput
 from tests.conftest import make_rides
-from tests.integration.batch_helpers import HOUR, rejects, run, runs, stored, write_rides
+from tests.integration.batch_helpers import plan_for, rejects, run, runs, stored, write_rides
 
 pytestmark = pytest.mark.postgres
 
@@ -224,19 +224,11 @@ def test_a_failed_run_removes_its_staging(engine, predictor, tmp_path):
 
 def test_publish_of_a_plan_whose_staging_is_gone_says_so(engine, predictor, tmp_path):
     # Given a scored plan whose staging was cleaned up (a cleared publish task after the cleanup task)
-    from scoring.batch import plan_run, publish_run, remove_run_staging, score_shard
+    from scoring.batch import publish_run, remove_run_staging, score_shard
     from scoring.errors import StagingGone
 
     write_rides(str(tmp_path / "in"), make_rides(50), files=1)
-    plan = plan_run(
-        job="score_rides_hourly",
-        partition=HOUR,
-        input_root=str(tmp_path / "in"),
-        dataset="rides",
-        staging_root=str(tmp_path / "stage"),
-        model_uri=predictor.bundle.uri,
-        model=predictor.bundle.manifest,
-    )
+    plan = plan_for(predictor, tmp_path)
     shards = [score_shard(predictor, plan, 0, chunk_rows=50)]
     remove_run_staging(plan)
     # When it is published
@@ -248,27 +240,18 @@ def test_publish_of_a_plan_whose_staging_is_gone_says_so(engine, predictor, tmp_
 
 
 def test_a_failed_run_is_recorded_from_its_plan_when_the_bundle_can_no_longer_be_read(
-    engine, demo_bundle, demo_bundle_dir, tmp_path
+    engine, predictor, demo_bundle, demo_bundle_dir, tmp_path
 ):
     # Given a run planned with a bundle (its name, version and sha256 kept in the plan) that is then deleted
     import shutil
 
-    from scoring.batch import plan_run, record_failed_run
+    from scoring.batch import record_failed_run
 
     bundle = tmp_path / "bundle"
     shutil.copytree(demo_bundle_dir, bundle)
     manifest = demo_bundle.manifest
     write_rides(str(tmp_path / "in"), make_rides(10), files=1)
-    plan = plan_run(
-        job="score_rides_hourly",
-        partition=HOUR,
-        input_root=str(tmp_path / "in"),
-        dataset="rides",
-        staging_root=str(tmp_path / "stage"),
-        run_id="manual__gone.try1",
-        model_uri=str(bundle),
-        model=manifest,
-    )
+    plan = plan_for(predictor, tmp_path, run_id="manual__gone.try1", model_uri=str(bundle), model=manifest)
     shutil.rmtree(bundle)
     # When the failure is recorded without a manifest
     record_failed_run(engine, plan, None, "shard 0 (part-00000.parquet): it broke")
@@ -289,23 +272,9 @@ def test_a_shard_of_a_plan_made_with_another_bundle_is_a_bundle_changed_error(pr
     from scoring.errors import BundleChanged
 
     write_rides(str(tmp_path / "in"), make_rides(10), files=1)
-    plan = replace(_plan(predictor, tmp_path), model_sha256="0" * 64)
+    plan = replace(plan_for(predictor, tmp_path), model_sha256="0" * 64)
     with pytest.raises(BundleChanged, match="the bundle changed mid-run"):
         score_shard(predictor, plan, 0, chunk_rows=50)
-
-
-def _plan(predictor, tmp_path):
-    from scoring.batch import plan_run
-
-    return plan_run(
-        job="score_rides_hourly",
-        partition=HOUR,
-        input_root=str(tmp_path / "in"),
-        dataset="rides",
-        staging_root=str(tmp_path / "stage"),
-        model_uri=predictor.bundle.uri,
-        model=predictor.bundle.manifest,
-    )
 
 
 def test_a_plan_that_names_no_model_is_refused_by_shard_and_publish(engine, predictor, tmp_path):
@@ -315,7 +284,7 @@ def test_a_plan_that_names_no_model_is_refused_by_shard_and_publish(engine, pred
     # Given a run scored with its bundle, and the same plan without its model sha256 (a plan made by
     # older code, or edited in an XCom)
     write_rides(str(tmp_path / "in"), make_rides(10), files=1)
-    plan = _plan(predictor, tmp_path)
+    plan = plan_for(predictor, tmp_path)
     shards = [score_shard(predictor, plan, 0, chunk_rows=50)]
     blank = replace(plan, model_sha256="")
     # Then neither a shard nor the publish skips the model check: both refuse it

@@ -15,7 +15,7 @@ from scoring import cli
 from scoring.batch.partitions import PartitionKey
 from scoring.batch.staging import shard_prefix
 from tests.conftest import make_rides
-from tests.integration.batch_helpers import JOB, run, runs, stored, write_rides
+from tests.integration.batch_helpers import JOB, plan_for, run, runs, stored, write_rides
 
 pytestmark = pytest.mark.postgres
 
@@ -283,20 +283,6 @@ def test_a_failed_cli_run_is_recorded(cli_env, capsys):
 # --- symlinks swapped in after planning ------------------------------------------------------------
 
 
-def _plan(predictor, tmp_path):
-    from scoring.batch import plan_run
-
-    return plan_run(
-        job=JOB,
-        partition=PartitionKey.parse("2026-03-01T05"),
-        input_root=str(tmp_path / "in"),
-        dataset="rides",
-        staging_root=str(tmp_path / "stage"),
-        model_uri=predictor.bundle.uri,
-        model=predictor.bundle.manifest,
-    )
-
-
 def test_a_planned_file_swapped_for_a_symlink_out_of_the_root_is_refused_by_the_shard(predictor, tmp_path):
     from scoring.batch import score_shard
     from scoring.errors import UnreadableInput
@@ -305,7 +291,7 @@ def test_a_planned_file_swapped_for_a_symlink_out_of_the_root_is_refused_by_the_
     outside = tmp_path / "outside.csv"
     outside.write_text("ride_id,PULocationID\nroot:x:0:0:root,/root\n")
     planned = write_rides(str(tmp_path / "in"), make_rides(20), files=1, file_format="csv")
-    plan = _plan(predictor, tmp_path)
+    plan = plan_for(predictor, tmp_path)
     Path(planned[0]).unlink()
     Path(planned[0]).symlink_to(outside)
     # When the shard scores it
@@ -324,7 +310,7 @@ def test_a_planned_file_swapped_for_a_symlink_inside_the_root_is_still_read(pred
     # Given a planned file replaced by a link to another file of the input root
     other = write_rides(str(tmp_path / "in"), make_rides(7), files=1, key=PartitionKey.parse("2026-03-01T04"))
     planned = write_rides(str(tmp_path / "in"), make_rides(20), files=1)
-    plan = _plan(predictor, tmp_path)
+    plan = plan_for(predictor, tmp_path)
     Path(planned[0]).unlink()
     Path(planned[0]).symlink_to(other[0])
     # Then the shard reads the linked file
