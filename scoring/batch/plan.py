@@ -11,12 +11,14 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
+from scoring.batch.options import validate_id_field
 from scoring.batch.partitions import PartitionKey
 from scoring.batch.reader import list_partition_files, partition_uri
+from scoring.batch.record_names import RecordNaming, name_in_partition
 from scoring.batch.staging import remove_staged_run, shard_prefix
 from scoring.batch.store.tables import predictions, scoring_runs
 from scoring.batch.store.writes import RunRecord
-from scoring.errors import BundleChanged, InvalidJobName
+from scoring.errors import BundleChanged, ConfigError, InvalidJobName
 from scoring.model.bundle import Manifest
 
 # Job names become a column value and a staging folder: a safe character set, no '.' or '..', and
@@ -46,6 +48,10 @@ class RunPlan:
     model_version: str = ""
     # Shards refuse a file that leads out of it; empty in plans made before it was carried.
     input_root: str = ""
+    # The run's id options: another id column than the bundle's (None: the bundle's), and whether a
+    # file without the id column fails the run (the bundle's id_required demands it too).
+    id_field: str | None = None
+    require_id: bool = False
 
     def run_record(
         self, manifest: Manifest | None, *, input_rows: int, rejected_rows: int, status: str, message: str | None = None
@@ -77,6 +83,15 @@ class RunPlan:
 
     def shard_prefix(self, index: int) -> str:
         return shard_prefix(self.staging_root, self.job, self.partition_key, self.run_id, index)
+
+    def record_naming(self, manifest: Manifest) -> RecordNaming:
+        """The id column this run reads and whether a file must have it: the run's options over the bundle's."""
+        id_field = self.id_field or manifest.id_field
+        return RecordNaming(id_field=id_field, required=self.require_id or manifest.id_required)
+
+    def file_name(self, index: int) -> str:
+        """The shard's file as its derived record ids name it: its path below the partition folder."""
+        return name_in_partition(self.files[index], self.source_uri)
 
     def inputs_root(self) -> str:
         """The folder every input file must lie in; an older plan without it is held to its partition."""
@@ -111,9 +126,20 @@ def plan_run(
     model_uri: str,
     model: Manifest,
     run_id: str | None = None,
+    id_field: str | None = None,
+    require_id: bool = False,
 ) -> RunPlan:
-    """List the partition's files (PartitionNotFound if there are none) and fix the run's identity and model."""
+    """List the partition's files (PartitionNotFound if there are none) and fix the run's identity and model.
+
+    `id_field` names another id column than the bundle's for this run; `require_id` fails a file without it.
+    """
     validate_job_name(job)
+    if id_field is not None:
+        check_id_field(id_field, model)
+    if require_id and not (id_field or model.id_field):
+        raise ConfigError(
+            "the run requires an id column but neither the bundle nor the run names one; give an id field"
+        )
     if run_id is not None and not 0 < len(run_id) <= MAX_RUN_ID_LENGTH:
         raise InvalidJobName(f"run id must be 1 to {MAX_RUN_ID_LENGTH} characters long, got {len(run_id)}")
     return RunPlan(
@@ -129,7 +155,17 @@ def plan_run(
         model_name=model.name,
         model_version=model.version,
         input_root=input_root,
+        id_field=id_field,
+        require_id=require_id,
     )
+
+
+def check_id_field(id_field: str, model: Manifest) -> str:
+    """The run's id column if it is a plain column name and not one of the model's inputs, else ConfigError."""
+    validate_id_field(id_field)
+    if id_field in {spec.name for spec in model.inputs}:
+        raise ConfigError(f"id field '{id_field}' is an input of {model.name} v{model.version}; name another column")
+    return id_field
 
 
 def check_model(plan: RunPlan, manifest: Manifest) -> None:

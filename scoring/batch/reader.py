@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from scoring import storage
+from scoring.batch.options import validate_dataset
 from scoring.batch.partitions import PartitionKey
 from scoring.errors import PartitionNotFound, UnreadableInput
 
@@ -40,14 +41,20 @@ CSV_BLOCK_BYTES = 8 << 20
 
 @dataclass(frozen=True)
 class Chunk:
-    """A batch of raw input rows; `text_input` says its cells are untyped text (CSV)."""
+    """A batch of raw input rows; `text_input` says its cells are untyped text (CSV).
+
+    `first_row` is the position of its first row in its file (from 0), so a row is named by its
+    place in the file whichever piece of the file a shard reads.
+    """
 
     table: pa.Table
     text_input: bool
+    first_row: int = 0
 
 
 def partition_uri(input_root: str, dataset: str, key: PartitionKey) -> str:
-    return storage.join(input_root, dataset, *key.path_segments())
+    """The partition's folder; ConfigError for a dataset that is not one plain folder name (it could lead anywhere)."""
+    return storage.join(input_root, validate_dataset(dataset), *key.path_segments())
 
 
 def list_partition_files(input_root: str, dataset: str, key: PartitionKey) -> list[str]:
@@ -127,8 +134,10 @@ def _parquet_chunks(handle: io.BufferedReader, uri: str, chunk_rows: int) -> Ite
     try:
         parquet = pq.ParquetFile(handle)
         # A damaged page shows only when it is read, after the footer opened fine.
+        first_row = 0
         for batch in parquet.iter_batches(batch_size=chunk_rows):
-            yield Chunk(pa.Table.from_batches([batch]), text_input=False)
+            yield Chunk(pa.Table.from_batches([batch]), text_input=False, first_row=first_row)
+            first_row += batch.num_rows
     except (pa.ArrowException, OSError) as exc:
         raise UnreadableInput(f"{uri} is not a readable Parquet file: {_first_line(exc)}") from exc
 
@@ -140,8 +149,10 @@ def _csv_chunks(handle: io.BufferedReader, uri: str) -> Iterator[Chunk]:
     read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES)
     try:
         reader = pacsv.open_csv(handle, read_options=read, convert_options=convert)
+        first_row = 0
         for batch in reader:
-            yield Chunk(pa.Table.from_batches([batch]), text_input=True)
+            yield Chunk(pa.Table.from_batches([batch]), text_input=True, first_row=first_row)
+            first_row += batch.num_rows
     except pa.ArrowException as exc:
         raise UnreadableInput(f"{uri} is not a readable CSV file: {_csv_problem(handle, exc)}") from exc
 

@@ -6,6 +6,7 @@ import json
 import math
 import re
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -43,17 +44,20 @@ def clean_text(text: str) -> str:
     return UNSTORABLE_TEXT.sub("\ufffd", text)
 
 
-def reject_table(raw: pa.Table, reasons: pd.Series, frame: pd.DataFrame, id_field: str) -> pa.Table:
-    """The rejected rows of one chunk (`reasons` indexed by row position) as a staged reject table."""
+def rejected_ids(frame: pd.DataFrame, id_field: str, positions: np.ndarray) -> list[str | None]:
+    """The canonical ids of the rows at `positions`, or null where the id itself was refused.
+
+    Never the raw text that no column can hold.
+    """
+    return canonical_ids(frame[id_field].iloc[positions], nan_is_null=True)[0].tolist()
+
+
+def reject_table(raw: pa.Table, reasons: pd.Series, ids: list[str | None] | pa.Array) -> pa.Table:
+    """The rejected rows of one chunk (`reasons` indexed by row position, `ids` per rejected row) as a reject table."""
     if reasons.empty:
         return REJECT_SCHEMA.empty_table()
     positions = reasons.index.to_numpy()
     records = raw.take(pa.array(positions)).to_pylist()
-    if id_field in frame.columns:
-        # The canonical id, or null where the id itself was refused: never the raw text that no column can hold.
-        ids = canonical_ids(frame[id_field].iloc[positions], nan_is_null=True)[0].tolist()
-    else:
-        ids = [None] * len(positions)
     return pa.table(
         {
             "record_id": pa.array(ids, pa.string()),

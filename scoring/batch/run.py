@@ -29,11 +29,14 @@ def score_partition(
     chunk_rows: int,
     reject_threshold: float,
     run_id: str | None = None,
+    id_field: str | None = None,
+    require_id: bool = False,
     on_rows: Callable[[int], None] | None = None,
 ) -> RunSummary:
     """Plan, score every shard in this process, and publish: the whole run, for the CLI and tests.
 
-    Whatever the outcome, the run's staging is removed; a failed shard is recorded as a failed run.
+    `id_field` and `require_id` are the run's id options (see plan_run). Whatever the outcome, the
+    run's staging is removed; a failed shard is recorded as a failed run.
     """
     manifest = predictor.bundle.manifest
     plan = plan_run(
@@ -45,6 +48,8 @@ def score_partition(
         run_id=run_id,
         model_uri=predictor.bundle.uri,
         model=manifest,
+        id_field=id_field,
+        require_id=require_id,
     )
     try:
         shards = []

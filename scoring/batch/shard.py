@@ -7,15 +7,18 @@ ShardResult with their counts, nothing in the database until the run publishes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
 
+from scoring.batch.outputs import ClassOutputs
 from scoring.batch.plan import RunPlan, check_model
-from scoring.batch.reader import read_chunks
-from scoring.batch.rejects import reject_table
-from scoring.batch.staging import PREDICTION_SCHEMA, REJECT_SCHEMA, ShardResult, StagedWriter
+from scoring.batch.reader import Chunk, read_chunks
+from scoring.batch.record_names import RecordNaming, derived_ids
+from scoring.batch.rejects import reject_table, rejected_ids
+from scoring.batch.staging import REJECT_SCHEMA, ShardResult, StagedWriter
 from scoring.model.predict import Predictor, split_finite
 
 
@@ -27,29 +30,25 @@ def score_shard(
     chunk_rows: int,
     on_rows: Callable[[int], None] | None = None,
 ) -> ShardResult:
-    """Validate and score one input file chunk by chunk, staging predictions and rejected rows."""
-    check_model(plan, predictor.bundle.manifest)
+    """Validate and score one input file chunk by chunk, staging predictions and rejected rows.
+
+    Rows are named by the run's id column, or, in a file without it, by file and row; a run that
+    requires the column fails on such a file before anything is staged.
+    """
+    manifest = predictor.bundle.manifest
+    check_model(plan, manifest)
     source = plan.files[index]
     prefix = plan.shard_prefix(index)
-    scored = StagedWriter(f"{prefix}.predictions.parquet", PREDICTION_SCHEMA)
+    outputs = ClassOutputs.of(predictor)
+    scored = StagedWriter(f"{prefix}.predictions.parquet", outputs.schema)
     rejected = StagedWriter(f"{prefix}.rejected.parquet", REJECT_SCHEMA)
-    schema = predictor.schema
-    id_field = schema.id_field or ""
-    wanted = [*schema.field_names, id_field]
+    naming = plan.record_naming(manifest)
     input_rows = 0
     try:
         for chunk in read_chunks(source, chunk_rows, input_root=plan.inputs_root()):
-            frame = chunk.table.select([c for c in wanted if c in chunk.table.column_names]).to_pandas()
-            result = schema.validate_frame(frame, require_id=True, text_input=chunk.text_input)
-            valid, values, reasons = split_finite(result.valid, predictor.predict(result.valid), result.rejected)
-            rows = input_rows + valid.index.to_numpy(dtype=np.int64)
-            scored.write(
-                pa.table(
-                    {"record_id": pa.array(valid[id_field], pa.string()), "prediction": values, "row": rows},
-                    PREDICTION_SCHEMA,
-                )
-            )
-            rejected.write(reject_table(chunk.table, reasons, frame, id_field))
+            scored_rows, rejected_rows = _score_chunk(predictor, chunk, naming, plan.file_name(index), source, outputs)
+            scored.write(scored_rows)
+            rejected.write(rejected_rows)
             input_rows += chunk.table.num_rows
             if on_rows:
                 on_rows(chunk.table.num_rows)
@@ -69,3 +68,30 @@ def score_shard(
         rejects_uri=rejected.uri,
         scored_at=datetime.now(timezone.utc).isoformat(),
     )
+
+
+def _score_chunk(
+    predictor: Predictor, chunk: Chunk, naming: RecordNaming, file_name: str, source: str, outputs: ClassOutputs
+) -> tuple[pa.Table, pa.Table]:
+    """One chunk's staged predictions and rejected rows."""
+    has_id = naming.file_has_id(chunk.table.column_names, source)
+    id_field = naming.id_field if has_id else None
+    schema = replace(predictor.schema, id_field=id_field)
+    wanted = [*schema.field_names, *([id_field] if id_field else [])]
+    frame = chunk.table.select([c for c in wanted if c in chunk.table.column_names]).to_pandas()
+    result = schema.validate_frame(frame, require_id=has_id, text_input=chunk.text_input)
+    values, probabilities = predictor.predict_with_probabilities(result.valid)
+    if probabilities is not None:
+        probabilities = probabilities[np.isfinite(values)]
+    valid, values, reasons = split_finite(result.valid, values, result.rejected)
+    rows = chunk.first_row + valid.index.to_numpy(dtype=np.int64)
+    ids = pa.array(valid[id_field], pa.string()) if id_field else derived_ids(file_name, rows)
+    staged = pa.table(
+        {"record_id": ids, "prediction": values, "row": rows, **outputs.columns(values, probabilities)},
+        outputs.schema,
+    )
+    positions = reasons.index.to_numpy(dtype=np.int64)
+    reject_ids = (
+        rejected_ids(frame, id_field, positions) if id_field else derived_ids(file_name, chunk.first_row + positions)
+    )
+    return staged, reject_table(chunk.table, reasons, reject_ids)

@@ -32,10 +32,18 @@ log = logging.getLogger(__name__)
 # `row` is the row's position in its input file: a duplicate id found at publish is traced back to
 # its raw row without staging every raw row.
 PREDICTION_SCHEMA = pa.schema([("record_id", pa.string()), ("prediction", pa.float64()), ("row", pa.int64())])
+# A classifier's extras: its label's text, and its class probabilities as JSON text (JSONB once published).
+CLASS_FIELDS = {"label": pa.field("label", pa.string()), "probabilities": pa.field("probabilities", pa.string())}
 REJECT_SCHEMA = pa.schema([("record_id", pa.string()), ("reason", pa.string()), ("raw_record", pa.string())])
 # Row positions ascend: delta encoding stores them in almost nothing, where plain int64 costs 8 bytes a row.
 _ENCODINGS = {"row": "DELTA_BINARY_PACKED"}
 STAGED_FILE = re.compile(r"^shard-\d{5}\.(predictions|rejected)\.parquet(\.partial)?$")
+
+
+def prediction_schema(*, label: bool = False, probabilities: bool = False) -> pa.Schema:
+    """The staged predictions' schema: a regressor's three columns, plus a classifier's extras when it returns them."""
+    extras = [CLASS_FIELDS[name] for name, wanted in (("label", label), ("probabilities", probabilities)) if wanted]
+    return pa.schema([*PREDICTION_SCHEMA, *extras])
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     score.add_argument("--job", required=True, help="job name, e.g. score_rides_hourly")
     score.add_argument("--partition", required=True, help="2026-01-01T03 (hourly) or 2026-01-01 (daily)")
     score.add_argument("--input", help="input root, local or s3:// (default SCORING_INPUT_ROOT)")
+    score.add_argument("--dataset", help="dataset folder under the input root (default SCORING_DATASET, 'rides')")
+    score.add_argument(
+        "--id-field",
+        help="the column naming each record, for this run (default: the bundle's id field); "
+        "files without it get ids <file>:<row>",
+    )
+    score.add_argument(
+        "--require-id",
+        action="store_true",
+        help="fail the run on a file without the id column, instead of naming its rows by file and row",
+    )
     score.add_argument("--model", help="bundle URI (default SCORING_MODEL_URI)")
     score.add_argument("--database", help="database URL (default SCORING_DATABASE_URL)")
     score.add_argument("--reject-threshold", type=float, help="fail above this rejected fraction (default 0.01)")
@@ -48,6 +59,7 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 def _score(args: argparse.Namespace, settings: Settings) -> int:
     from scoring.batch import PartitionKey, score_partition, validate_job_name
+    from scoring.batch.options import validate_dataset, validate_id_field
     from scoring.batch.progress import RowProgress
     from scoring.batch.store.engines import make_engine, require_current
     from scoring.model.bundle import load_bundle
@@ -55,8 +67,16 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
     from scoring.model.trust import BundleTrust
 
     validate_job_name(args.job)
+    if args.dataset is not None:
+        validate_dataset(args.dataset)
+    if args.id_field is not None:
+        validate_id_field(args.id_field)
     settings = settings.with_overrides(
-        input_root=args.input, model_uri=args.model, database_url=args.database, reject_threshold=args.reject_threshold
+        input_root=args.input,
+        dataset=args.dataset,
+        model_uri=args.model,
+        database_url=args.database,
+        reject_threshold=args.reject_threshold,
     )
     partition = PartitionKey.parse(args.partition)
     predictor = Predictor(load_bundle(settings.model_uri, BundleTrust.from_settings(settings)))
@@ -73,6 +93,8 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
             staging_root=settings.staging_root,
             chunk_rows=settings.chunk_rows,
             reject_threshold=settings.reject_threshold,
+            id_field=args.id_field,
+            require_id=args.require_id,
             on_rows=progress.advance,
         )
     print(summary.line())

@@ -34,14 +34,9 @@ def plan_for(
     predictor: Predictor, tmp_path: Path, key: PartitionKey = HOUR, job: str = JOB, **overrides: Any
 ) -> RunPlan:
     """The plan of a run over `tmp_path/in`, staging under `tmp_path/stage`, with the predictor's bundle."""
-    options = {"model_uri": predictor.bundle.uri, "model": predictor.bundle.manifest, **overrides}
+    options = {"model_uri": predictor.bundle.uri, "model": predictor.bundle.manifest, "dataset": "rides", **overrides}
     return plan_run(
-        job=job,
-        partition=key,
-        input_root=str(tmp_path / "in"),
-        dataset="rides",
-        staging_root=str(tmp_path / "stage"),
-        **options,
+        job=job, partition=key, input_root=str(tmp_path / "in"), staging_root=str(tmp_path / "stage"), **options
     )
 
 

@@ -225,7 +225,7 @@ def test_the_revision_check_names_the_upgrade_command_until_the_schema_is_migrat
         require_current(engine)
     message = str(behind.value)
     assert message.startswith(
-        f"the predictions database at {describe(engine)} is at no revision (no tables yet), this code needs revision 0001: "
+        f"the predictions database at {describe(engine)} is at no revision (no tables yet), this code needs revision 0002: "
         f"run `scoring db upgrade --database {describe(engine)}`"
     )
     assert "hunter2" not in message and ":***@" in message

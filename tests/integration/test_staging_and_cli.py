@@ -180,7 +180,7 @@ def test_score_refuses_a_database_behind_the_code_and_says_what_to_run(cli_env, 
     assert code == 1
     assert line == (
         f"error: the predictions database at {database} is at no revision (no tables yet), this code needs "
-        f"revision 0001: run `scoring db upgrade --database {database}` (with the real password) where the "
+        f"revision 0002: run `scoring db upgrade --database {database}` (with the real password) where the "
         "code is deployed"
     )
     assert not (cli_env / "stage").exists()

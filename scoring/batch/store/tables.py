@@ -25,6 +25,9 @@ predictions = Table(
     Column("model_version", String(100), nullable=False),
     Column("run_id", String(100), nullable=False),
     Column("scored_at", DateTime(timezone=True), nullable=False),
+    # A classifier's label and, on request, its class probabilities; NULL for a regressor (revision 0002).
+    Column("label", Text),
+    Column("probabilities", RawRecord),
 )
 
 scoring_runs = Table(

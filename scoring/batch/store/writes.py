@@ -6,6 +6,7 @@ INSERTs inside the same kind of transaction, so both give the same exactly-once 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -22,8 +23,17 @@ from scoring.batch.store.tables import predictions, rejected_records, scoring_ru
 from scoring.errors import DuplicateRecordIds
 
 COPY_COLUMNS = ("job", "partition_key", "record_id", "prediction", "model_name", "model_version", "run_id", "scored_at")
+# A classifier's staged extras, copied only when the run's staged rows carry them: a regressor's COPY is unchanged.
+CLASS_COLUMNS = ("label", "probabilities")
 CSV_OPTIONS = pacsv.WriteOptions(include_header=False)
-COPY_SQL = f"COPY predictions ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
+
+
+def copy_sql(extras: tuple[str, ...] = ()) -> str:
+    """The COPY statement for the run's columns (the class extras its staged rows carry)."""
+    return f"COPY predictions ({', '.join((*COPY_COLUMNS, *extras))}) FROM STDIN WITH (FORMAT csv)"
+
+
+COPY_SQL = copy_sql()
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,7 @@ class RunRecord:
 class PredictionBatch:
     """Scored rows of one staged batch, with the values every row of it shares."""
 
-    rows: pa.Table  # record_id, prediction
+    rows: pa.Table  # record_id, prediction, row; a classifier's label and probabilities (JSON text) when returned
     scored_at: datetime
 
 
@@ -115,6 +125,7 @@ def _constant(value: object, rows: int, type_: pa.DataType) -> pa.Array:
 
 def _with_run_columns(run: RunRecord, batch: PredictionBatch) -> pa.Table:
     rows = batch.rows.num_rows
+    extras = {name: batch.rows.column(name) for name in CLASS_COLUMNS if name in batch.rows.column_names}
     return pa.table(
         {
             "job": _constant(run.job, rows, pa.string()),
@@ -125,6 +136,7 @@ def _with_run_columns(run: RunRecord, batch: PredictionBatch) -> pa.Table:
             "model_version": _constant(run.model_version, rows, pa.string()),
             "run_id": _constant(run.run_id, rows, pa.string()),
             "scored_at": _constant(batch.scored_at, rows, pa.timestamp("us", tz="UTC")),
+            **extras,
         }
     )
 
@@ -137,13 +149,19 @@ def _copy_predictions(conn: Connection, run: RunRecord, batches: Iterable[Predic
     """
     import psycopg2.errors
 
+    # Every batch of a run has the same columns (one bundle): the first says which extras the COPY names.
+    pending = iter(batches)
+    first = next(pending, None)
+    if first is None:
+        return
+    sql = copy_sql(tuple(name for name in CLASS_COLUMNS if name in first.rows.column_names))
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
 
     def produce() -> None:
         with open(write_fd, "wb") as sink:
             try:
-                for batch in batches:
+                for batch in itertools.chain([first], pending):
                     if batch.rows.num_rows:
                         pacsv.write_csv(_with_run_columns(run, batch), sink, CSV_OPTIONS)
             except BrokenPipeError:
@@ -157,12 +175,12 @@ def _copy_predictions(conn: Connection, run: RunRecord, batches: Iterable[Predic
         with open(read_fd, "rb") as source:
             producer.start()
             try:
-                cursor.copy_expert(COPY_SQL, source, size=1 << 20)
+                cursor.copy_expert(sql, source, size=1 << 20)
             except psycopg2.errors.UniqueViolation as exc:
                 raise DuplicateRecordIds(str(exc).splitlines()[0]) from exc
             except psycopg2.Error as exc:
                 # The raw driver error, wrapped as SQLAlchemy wraps every other statement's, so callers see one kind.
-                raise DBAPIError.instance(COPY_SQL, None, exc, psycopg2.Error, hide_parameters=True) from exc
+                raise DBAPIError.instance(sql, None, exc, psycopg2.Error, hide_parameters=True) from exc
     finally:
         cursor.close()
         producer.join()
@@ -174,6 +192,10 @@ def _insert_predictions(conn: Connection, run: RunRecord, batches: Iterable[Pred
     try:
         for batch in batches:
             for rows in _row_dicts(_with_run_columns(run, batch), 50_000):
+                for row in rows:
+                    # Staged as JSON text; the JSON column type encodes what it is given, so hand it the object.
+                    if row.get("probabilities") is not None:
+                        row["probabilities"] = json.loads(str(row["probabilities"]))
                 conn.execute(insert(predictions), rows)
     except IntegrityError as exc:
         raise DuplicateRecordIds(str(exc.orig)) from exc
