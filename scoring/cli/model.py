@@ -5,20 +5,38 @@ from __future__ import annotations
 import argparse
 import json
 
-from scoring import storage
 from scoring.settings import Settings
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add `model import` and `model show`."""
     model = commands.add_parser("model", help="model bundles").add_subparsers(dest="model_command")
-    imp = model.add_parser("import", help="turn an existing model.bin into a bundle")
-    imp.add_argument("path", help="the pickled (DictVectorizer, estimator) tuple or Pipeline")
-    imp.add_argument("--name", required=True)
-    imp.add_argument("--version", required=True)
-    imp.add_argument("--features", required=True, help="feature recipe, e.g. ride_pu_do")
+    imp = model.add_parser(
+        "import",
+        help="turn an existing model (pickle, MLflow model folder, runs:/ or models:/ URI) into a bundle",
+    )
+    imp.add_argument(
+        "source",
+        help="a pickled (DictVectorizer, estimator) tuple or Pipeline, a local MLflow model folder, "
+        "runs:/RUN_ID/PATH, models:/NAME/VERSION or models:/NAME@ALIAS (with MLFLOW_TRACKING_URI)",
+    )
+    imp.add_argument("--name", help="model name (default: the registered model's name; required otherwise)")
+    imp.add_argument("--version", help="model version (default: the registered version; required otherwise)")
+    imp.add_argument("--features", help="a preset declaration, e.g. ride_pu_do (default: inferred from the model)")
+    imp.add_argument(
+        "--derive",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="a feature joining inputs, e.g. 'PU_DO=PULocationID+\"_\"+DOLocationID' (repeatable)",
+    )
+    imp.add_argument("--sample", help="a Parquet or CSV file whose column types type the inputs")
     imp.add_argument("--id-field", help="field naming each record (default: the manifest default id field)")
-    imp.add_argument("--output", help="name of the predicted field (default: the manifest default output name)")
+    imp.add_argument("--require-id", action="store_true", help="a batch file without the id column fails fast")
+    imp.add_argument("--output", help="name of the predicted field (default: by task, e.g. duration, probability)")
+    imp.add_argument("--returns", choices=("value", "probability", "label", "probabilities"))
+    imp.add_argument("--positive-class", help="a binary classifier's class whose probability is returned")
+    imp.add_argument("--format", choices=("pickle", "skops"), help="the bundle's serialization (default: the source's)")
     imp.add_argument("--dest", help="bundle directory (default models/NAME/VERSION)")
     imp.set_defaults(handler=_model_import)
     show = model.add_parser("show", help="print a bundle's manifest after verifying it")
@@ -27,22 +45,30 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _model_import(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.model.importing import import_model
+    from scoring.model.importing import ImportRequest, import_source
     from scoring.model.trust import BundleTrust
 
-    dest = args.dest or storage.join("models", args.name, args.version)
-    # Left out, the id field and output name take the manifest's defaults (scoring.model.bundle).
-    named = {key: value for key, value in (("id_field", args.id_field), ("output", args.output)) if value}
-    manifest = import_model(
-        args.path,
-        dest,
+    request = ImportRequest(
+        source=args.source,
         name=args.name,
         version=args.version,
         features=args.features,
-        key=BundleTrust.from_settings(settings).key,
-        **named,
+        derive=tuple(args.derive),
+        sample=args.sample,
+        # Left out, the id field takes the manifest's default (scoring.model.bundle).
+        **({"id_field": args.id_field} if args.id_field else {}),
+        require_id=args.require_id,
+        output=args.output,
+        returns=args.returns,
+        positive_class=args.positive_class,
+        serialization=args.format,
     )
-    print(f"imported {manifest.name} v{manifest.version} ({manifest.format}, sha256 {manifest.sha256[:12]}) -> {dest}")
+    manifest, dest = import_source(request, args.dest, key=BundleTrust.from_settings(settings).key)
+    inputs = ", ".join(f"{spec.name} ({spec.type})" for spec in manifest.inputs)
+    print(
+        f"imported {manifest.name} v{manifest.version} ({manifest.format}, {manifest.serialization}, "
+        f"{manifest.task} -> {manifest.returns}, sha256 {manifest.sha256[:12]}) -> {dest}; inputs: {inputs}"
+    )
     return 0
 
 

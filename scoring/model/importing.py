@@ -1,35 +1,74 @@
-"""Making bundles: a manifest for an existing model, checked against its recipe, written beside the artifact.
+"""Making bundles: a manifest for an existing model, checked against what the model knows, written beside the artifact.
 
-`scoring model import` and the demo's training use this; loading a bundle is scoring.model.bundle.
+`scoring model import` and the demo's training use this; loading a bundle is scoring.model.bundle,
+finding the model behind an import SOURCE is scoring.model.sources, inferring its declaration
+scoring.model.inference.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-import sklearn
-from sklearn.feature_extraction import DictVectorizer
+import numpy as np
+from sklearn.pipeline import Pipeline
 
 from scoring import storage
-from scoring.errors import ModelLoadError
+from scoring.errors import ConfigError, ModelLoadError
+from scoring.model.artifacts import dump_artifact, load_artifact, skops_types_of
 from scoring.model.bundle import (
+    ARTIFACT_NAME,
     DEFAULT_ID_FIELD,
     DEFAULT_OUTPUT,
     MANIFEST_NAME,
+    RETURNS,
     Manifest,
     detect_format,
     feature_vectorizer,
     sha256_of,
     split_model,
-    unpickle_artifact,
 )
-from scoring.model.features import get_recipe
+from scoring.model.declaration import Declaration, FeatureSpec, preset
+from scoring.model.inference import ModelFeatures, infer_declaration, parse_derive, sample_types, vocabulary_features
+from scoring.model.sources import resolve_source
 from scoring.model.trust import sign_manifest
 
 log = logging.getLogger(__name__)
+
+# The artifact's file name in the bundle, per serialization.
+ARTIFACT_NAMES = {"pickle": ARTIFACT_NAME, "skops": "model.skops"}
+# The prediction's field name when --output is not given, per task and returns.
+DEFAULT_OUTPUTS = {"value": DEFAULT_OUTPUT, "probability": "probability", "label": "label", "probabilities": "label"}
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """What `scoring model import` was asked: the source and every option (None: infer or default)."""
+
+    source: str
+    name: str | None = None
+    version: str | None = None
+    features: str | None = None  # a preset name; None infers the declaration from the model
+    derive: tuple[str, ...] = ()  # NAME=INPUT+"SEP"+INPUT expressions
+    sample: str | None = None  # a Parquet or CSV file whose column types type the inputs
+    id_field: str | None = DEFAULT_ID_FIELD
+    require_id: bool = False
+    output: str | None = None
+    returns: str | None = None
+    positive_class: str | None = None
+    serialization: str | None = None  # convert to this serialization; None keeps the source's
+
+
+@dataclass(frozen=True)
+class Task:
+    """What kind of model this is and what it returns."""
+
+    task: str = "regression"
+    classes: tuple[Any, ...] | None = None
+    positive_class: Any = None
+    returns: str = "value"
 
 
 def write_bundle(directory: str, artifact: bytes, manifest: Manifest, key: bytes | None = None) -> str:
@@ -49,40 +88,214 @@ def build_manifest(
     *,
     name: str,
     version: str,
-    features: str,
-    id_field: str = DEFAULT_ID_FIELD,
-    output: str = DEFAULT_OUTPUT,
+    features: str | Declaration,
+    id_field: str | None = DEFAULT_ID_FIELD,
+    output: str | None = None,
+    task: Task | None = None,
+    named_preset: str | None = None,
 ) -> Manifest:
-    """A manifest for an existing model, checked against the recipe it will be fed by."""
-    recipe = get_recipe(features)
+    """A manifest for an existing model, its declaration (a preset name or a Declaration) checked against the model.
+
+    `named_preset` names the preset a given Declaration came from, for messages and the manifest.
+    """
     fmt = detect_format(loaded)
-    vectorizer, _ = feature_vectorizer(*split_model(loaded, fmt, "the model"))
-    if vectorizer is not None:
-        _check_vocabulary(vectorizer, recipe.feature_names(), features)
+    named_preset = features if isinstance(features, str) else named_preset
+    declaration = preset(features) if isinstance(features, str) else features
+    declaration = fit_to_model(declaration, model_features_of(loaded, fmt), named_preset)
+    if id_field is not None and id_field in {spec.name for spec in declaration.inputs}:
+        raise ConfigError(f"the id field {id_field!r} is also an input the model reads; name another with --id-field")
+    task = task or Task()
     return Manifest(
         name=name,
         version=str(version),
         sha256=sha256_of(artifact),
         format=fmt,
-        features=features,
-        inputs=recipe.inputs,
+        features=declaration.features,
+        inputs=declaration.inputs,
+        preset=named_preset,
         id_field=id_field,
-        output=output,
+        output=output or DEFAULT_OUTPUTS[task.returns],
+        task=task.task,
+        classes=task.classes,
+        positive_class=task.positive_class,
+        returns=task.returns,
     )
 
 
-def _check_vocabulary(dv: DictVectorizer, feature_names: list[str], recipe: str) -> None:
-    """Refuse a recipe that never produces features the model was trained on: they would always be zero."""
-    known = {key.split(dv.separator, 1)[0] for key in dv.vocabulary_}
-    never_produced = sorted(known - set(feature_names))
+def model_features_of(loaded: Any, fmt: str) -> ModelFeatures:
+    """The model's vectorizer (if it has one up front), else the column names its Pipeline was fitted on."""
+    vectorizer, model = feature_vectorizer(*split_model(loaded, fmt, "the model"))
+    columns = getattr(model, "feature_names_in_", None) if vectorizer is None else None
+    return ModelFeatures(vectorizer=vectorizer, frame_columns=None if columns is None else tuple(map(str, columns)))
+
+
+def fit_to_model(declaration: Declaration, model: ModelFeatures, named_preset: str | None = None) -> Declaration:
+    """The declaration cut to what the model reads; refused when it never produces a feature the model knows."""
+    known = model.known_features()
+    if not known:
+        return declaration  # a Pipeline fitted on bare arrays: nothing to check against
+    label = f"recipe {named_preset!r}" if named_preset else "the declaration"
+    produced = declaration.feature_names()
+    never_produced = sorted(known - set(produced))
+    what = "DictVectorizer" if model.vectorizer is not None else "Pipeline"
     if never_produced:
         raise ModelLoadError(
-            f"the model's DictVectorizer expects features {never_produced} that recipe {recipe!r} never produces "
-            f"(it produces {feature_names}); choose the recipe the model was trained with"
+            f"the model's {what} expects features {never_produced} that {label} never produces "
+            f"(it produces {produced}); choose the preset the model was trained with, or leave out --features"
         )
-    ignored = [name for name in feature_names if name not in known]
+    if model.vectorizer is not None:
+        _check_kinds(declaration, vocabulary_features(model.vectorizer), label)
+        features = tuple(f for f in declaration.features if f.name in known)
+    else:
+        # A frame goes to the Pipeline with exactly the columns it was fitted on, in that order.
+        columns = model.frame_columns or ()
+        features = (
+            (FeatureSpec(declaration.features[0].name, "frame", tuple(columns)),)
+            if declaration.features[0].kind == "frame"
+            else tuple(f for f in declaration.features if f.name in known)
+        )
+    ignored = [f.name for f in declaration.features if f.kind != "frame" and f.name not in known]
     if ignored:
-        log.warning("recipe %r produces %s, which the model's DictVectorizer never saw", recipe, ignored)
+        log.warning("%s produces %s, which the model never saw: left out", label, ignored)
+    # Inputs that no kept feature reads are not declared, so records need not carry them.
+    used = {name for feature in features for name in feature.inputs}
+    return Declaration(inputs=tuple(spec for spec in declaration.inputs if spec.name in used), features=features)
+
+
+def _check_kinds(declaration: Declaration, vocabulary: dict[str, list[str] | None], label: str) -> None:
+    """A number feature the model saw as text (or the reverse) would always be zero: refuse it."""
+    for feature in declaration.features:
+        if feature.name not in vocabulary:
+            continue
+        text_in_model = vocabulary[feature.name] is not None
+        if text_in_model != (feature.kind != "number"):
+            seen = "text (name=value)" if text_in_model else "a number"
+            raise ModelLoadError(
+                f"{label} makes {feature.name!r} a {feature.kind} feature but the model's DictVectorizer saw {seen}"
+            )
+
+
+def task_of(loaded: Any, returns: str | None = None, positive_class: str | None = None) -> Task:
+    """Regression, or a binary or multiclass classifier (predict_proba and classes_), with what it returns."""
+    estimator = loaded[1] if isinstance(loaded, (tuple, list)) else loaded
+    final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+    classes = getattr(final, "classes_", None)
+    if not (hasattr(final, "predict_proba") and classes is not None):
+        if returns not in (None, "value"):
+            raise ConfigError(f"--returns {returns}: the model is a regressor, which returns a value")
+        if positive_class is not None:
+            raise ConfigError("--positive-class is for binary classifiers; the model is a regressor")
+        return Task()
+    labels = tuple(_json_value(c) for c in np.asarray(classes).tolist())
+    task = "binary" if len(labels) == 2 else "multiclass"
+    returns = returns or RETURNS[task][0]
+    if returns not in RETURNS[task]:
+        raise ConfigError(f"--returns {returns}: a {task} classifier returns {' or '.join(RETURNS[task])}")
+    if task != "binary":
+        if positive_class is not None:
+            raise ConfigError(f"--positive-class is for binary classifiers; this one has {len(labels)} classes")
+        return Task(task=task, classes=labels, returns=returns)
+    positive = labels[1]
+    if positive_class is not None:
+        matches = [c for c in labels if str(c) == positive_class]
+        if not matches:
+            raise ConfigError(f"--positive-class must be one of the model's classes {list(labels)}")
+        positive = matches[0]
+    return Task(task=task, classes=labels, positive_class=positive, returns=returns)
+
+
+def _json_value(value: Any) -> Any:
+    """A class label as a JSON value; scikit-learn's classes are numbers, booleans or text."""
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    raise ModelLoadError(f"the model's classes must be numbers or text, not {type(value).__name__}")
+
+
+def declaration_for(
+    request: ImportRequest, model: ModelFeatures, signature_types: dict[str, str] | None
+) -> Declaration:
+    """The preset asked for (with any --derive features added or replaced), or the one the model implies."""
+    derived = [parse_derive(text) for text in request.derive]
+    if request.features is not None:
+        base = preset(request.features)
+        declared = {spec.name for spec in base.inputs}
+        for feature in derived:
+            unknown = [name for name in feature.inputs if name not in declared]
+            if unknown:
+                raise ConfigError(
+                    f"--derive {feature.name} reads {unknown}, which preset {request.features!r} does not declare"
+                )
+        kept = tuple(f for f in base.features if f.name not in {d.name for d in derived})
+        return Declaration(inputs=base.inputs, features=(*kept, *derived))
+    if request.sample is not None:
+        return infer_declaration(
+            model, derived=derived, column_types=sample_types(request.sample), types_from=f"--sample {request.sample}"
+        )
+    if signature_types and model.vectorizer is None:
+        # A signature names the columns a frame model takes; in front of a DictVectorizer it would describe
+        # the features (PU_DO), not the inputs they come from, so it types nothing there.
+        return infer_declaration(
+            model, derived=derived, column_types=signature_types, types_from="the MLflow signature"
+        )
+    return infer_declaration(model, derived=derived)
+
+
+def import_source(
+    request: ImportRequest, destination: str | None = None, key: bytes | None = None
+) -> tuple[Manifest, str]:
+    """Turn SOURCE into a bundle at `destination` (default models/NAME/VERSION), signed with `key` if given."""
+    if request.require_id and request.id_field is None:
+        raise ConfigError("--require-id needs an --id-field")
+    resolved = resolve_source(request.source)
+    name = request.name or resolved.name
+    version = request.version or resolved.version
+    if not name or not version:
+        missing = " and ".join(flag for flag, value in (("--name", name), ("--version", version)) if not value)
+        raise ConfigError(f"{missing} required: only a registered model (models:/NAME/VERSION or @ALIAS) names itself")
+    loaded, written_with = load_artifact(
+        resolved.data, resolved.serialization, resolved.skops_trusted_types, resolved.where, resolved.sklearn_version
+    )
+    serialization = request.serialization or resolved.serialization
+    artifact, trusted = resolved.data, resolved.skops_trusted_types
+    if serialization != resolved.serialization:
+        artifact = dump_artifact(loaded, serialization)
+        # A converted file trusts exactly the types skops reports for it: the ones this model is made of.
+        trusted = tuple(skops_types_of(artifact)) if serialization == "skops" else ()
+    fmt = detect_format(loaded)
+    declaration = declaration_for(request, model_features_of(loaded, fmt), resolved.signature_types)
+    manifest = build_manifest(
+        artifact,
+        loaded,
+        name=name,
+        version=version,
+        features=declaration,
+        id_field=request.id_field,
+        output=request.output,
+        task=task_of(loaded, request.returns, request.positive_class),
+        named_preset=request.features,
+    )
+    # The preset is recorded only when the declaration is the preset's (possibly cut to what the model reads).
+    only_preset = request.features if request.features and not request.derive else None
+    manifest = replace(
+        manifest,
+        artifact=ARTIFACT_NAMES[serialization],
+        serialization=serialization,
+        skops_trusted_types=trusted,
+        id_required=request.require_id,
+        preset=only_preset,
+        source=_source_record(resolved.source),
+        sklearn_version=written_with,
+    )
+    destination = destination or storage.join("models", name, version)
+    write_bundle(destination, artifact, manifest, key)
+    return manifest, destination
+
+
+def _source_record(source: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Where the model came from, with every key present (null when the source does not say)."""
+    if source is None:
+        return None
+    return {key: source.get(key) for key in ("uri", "run_id", "registered_version", "alias")}
 
 
 def import_model(
@@ -96,12 +309,8 @@ def import_model(
     output: str = DEFAULT_OUTPUT,
     key: bytes | None = None,
 ) -> Manifest:
-    """Turn an existing model.bin into a bundle at `destination`, signed with `key` if given; the user vouches for the pickle."""
-    artifact = storage.read_bytes(pickle_path)
-    loaded, written_with = unpickle_artifact(artifact, pickle_path, sklearn.__version__)
-    manifest = build_manifest(
-        artifact, loaded, name=name, version=version, features=features, id_field=id_field, output=output
+    """Turn an existing model.bin into a bundle fed by a preset (the user vouches for the pickle)."""
+    request = ImportRequest(
+        source=pickle_path, name=name, version=version, features=features, id_field=id_field, output=output
     )
-    manifest = replace(manifest, sklearn_version=written_with)
-    write_bundle(destination, artifact, manifest, key)
-    return manifest
+    return import_source(request, destination, key)[0]
