@@ -23,10 +23,13 @@ MAX_CATEGORIES = 1000
 
 
 def quantile_edges(values: np.ndarray) -> np.ndarray:
-    """Bin edges at EDGE_QUANTILES of `values` (distinct, ascending; a constant column has one edge)."""
+    """Bin edges at EDGE_QUANTILES of `values` (distinct, ascending; a constant column has one edge).
+
+    Edges are values of the data (inverted CDF, no interpolation), so a column of few distinct values (counts,
+    codes) gets one bin per value and its histogram is exact."""
     if len(values) == 0:
         return np.zeros(0)
-    return np.unique(np.quantile(values, EDGE_QUANTILES))
+    return np.unique(np.quantile(values, EDGE_QUANTILES, method="inverted_cdf"))
 
 
 @dataclass
