@@ -37,10 +37,26 @@ def ride_records(count: int = 300, seed: int = 7) -> list[dict[str, Any]]:
     ]
 
 
+def save_local(folder: Path, model: Any, serialization: str = "pickle") -> Path:
+    """An MLflow model folder written without a tracking store, as `mlflow.sklearn.save_model` leaves it."""
+    import mlflow.sklearn
+
+    mlflow.sklearn.save_model(
+        model,
+        str(folder),
+        serialization_format=serialization,
+        skops_trusted_types=TREE_TYPES if serialization == "skops" else None,
+        pip_requirements=["scikit-learn"],
+    )
+    return folder
+
+
 def ride_pipeline(records: list[dict[str, Any]] | None = None) -> Pipeline:
     """The course's model: DictVectorizer then a (small) random forest, on PU_DO and trip_distance."""
     records = records or ride_records()
-    dicts = [{"PU_DO": f"{r['PULocationID']}_{r['DOLocationID']}", "trip_distance": r["trip_distance"]} for r in records]
+    dicts = [
+        {"PU_DO": f"{r['PULocationID']}_{r['DOLocationID']}", "trip_distance": r["trip_distance"]} for r in records
+    ]
     durations = [3.0 + 2.5 * r["trip_distance"] + (r["PULocationID"] % 5) for r in records]
     return make_pipeline(DictVectorizer(), RandomForestRegressor(n_estimators=5, max_depth=6, random_state=0)).fit(
         dicts, durations
@@ -123,6 +139,8 @@ def log_sklearn(
             skops_trusted_types=TREE_TYPES if serialization == "skops" else None,
             registered_model_name=registered_name,
             signature=signature,
+            # Named requirements: MLflow skips inferring them, which takes seconds per model.
+            pip_requirements=["scikit-learn"],
         )
     if registered_name and alias:
         client = mlflow.MlflowClient()
