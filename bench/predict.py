@@ -19,14 +19,14 @@ import pandas as pd
 from scoring.demo.synthetic import generate_rides
 from scoring.demo.training import train_demo_bundle
 from scoring.model.bundle import load_bundle
-from scoring.model.features import records_for_vectorizer
+from scoring.model.features import build_features, records_for_vectorizer
 from scoring.model.predict import Predictor
 from scoring.model.trust import BundleTrust
 
 
 def predict_naive(predictor: Predictor, inputs: pd.DataFrame) -> np.ndarray:
     """The classic tutorial path (per-row dicts, dv.transform): the reference the fast path must equal."""
-    records = records_for_vectorizer(predictor.recipe.build(inputs))
+    records = records_for_vectorizer(build_features(predictor.declaration, inputs))
     bundle = predictor.bundle
     if bundle.vectorizer is not None:
         return np.asarray(bundle.model.predict(bundle.vectorizer.transform(records)), dtype=float)

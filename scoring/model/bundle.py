@@ -2,18 +2,16 @@
 
 A pickle runs code when it is loaded. So a bundle is read only from a trusted root, with its
 signature checked when a bundle key is set (scoring.model.trust), and the artifact's sha256 is checked
-against the manifest BEFORE unpickling, and a mismatch is refused. A pickle written by an older scikit-learn still
-loads: the version difference is logged as a warning, not raised. Making bundles: scoring.model.importing.
+against the manifest BEFORE loading, and a mismatch is refused. A skops artifact loads only the types its
+manifest trusts (scoring.model.artifacts). A pickle written by an older scikit-learn that still loads is
+logged as a warning. Making bundles: scoring.model.importing.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
-import pickle
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -23,8 +21,9 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.pipeline import Pipeline
 
 from scoring import storage
-from scoring.errors import BundleIntegrityError, ModelLoadError, UnknownRecipe
-from scoring.model.features import get_recipe
+from scoring.errors import BundleIntegrityError, ModelLoadError
+from scoring.model.artifacts import SERIALIZATIONS, load_artifact
+from scoring.model.declaration import Declaration, FeatureSpec, preset
 from scoring.model.schema import FieldSpec, InputSchema
 from scoring.model.trust import SIGNATURE_KEY, BundleTrust, read_without_links, require_plain_file_name
 
@@ -33,6 +32,12 @@ log = logging.getLogger(__name__)
 ARTIFACT_NAME = "model.bin"
 MANIFEST_NAME = "model.json"
 FORMATS = ("dv_tuple", "pipeline")
+# What each task may return; the first is its default.
+RETURNS = {
+    "regression": ("value",),
+    "binary": ("probability", "label"),
+    "multiclass": ("label", "probabilities"),
+}
 # What a manifest that does not say otherwise names each record by, and what it calls the prediction.
 DEFAULT_ID_FIELD = "ride_id"
 DEFAULT_OUTPUT = "duration"
@@ -40,21 +45,47 @@ DEFAULT_OUTPUT = "duration"
 
 @dataclass(frozen=True)
 class Manifest:
-    """What `model.json` says about the artifact beside it."""
+    """What `model.json` says about the artifact beside it.
+
+    `features` is the declaration's features; a preset name (legacy) is accepted and expanded, and
+    recorded in `preset`.
+    """
 
     name: str
     version: str
     sha256: str
     format: str
-    features: str
+    features: tuple[FeatureSpec, ...]
     inputs: tuple[FieldSpec, ...]
-    id_field: str = DEFAULT_ID_FIELD
+    id_field: str | None = DEFAULT_ID_FIELD
     output: str = DEFAULT_OUTPUT
     artifact: str = ARTIFACT_NAME
     sklearn_version: str = sklearn.__version__
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     # HMAC of the rest of the manifest, made at import when SCORING_BUNDLE_KEY is set (scoring.model.trust).
     signature: str | None = None
+    preset: str | None = None
+    serialization: str = "pickle"
+    skops_trusted_types: tuple[str, ...] = ()
+    id_required: bool = False
+    task: str = "regression"
+    classes: tuple[Any, ...] | None = None
+    positive_class: Any = None
+    returns: str = "value"
+    source: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.features, str):  # a legacy caller naming a preset
+            object.__setattr__(self, "preset", self.preset or self.features)
+            object.__setattr__(self, "features", preset(self.features).features)
+        else:
+            object.__setattr__(self, "features", tuple(self.features))
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+
+    @property
+    def declaration(self) -> Declaration:
+        """The declared inputs and the features built from them."""
+        return Declaration(inputs=self.inputs, features=self.features)
 
     @classmethod
     def from_json(cls, raw: object, where: str) -> Manifest:
@@ -67,55 +98,124 @@ class Manifest:
             raise ModelLoadError(f"{where}: manifest lacks {', '.join(missing)}")
         if raw["format"] not in FORMATS:
             raise ModelLoadError(f"{where}: 'format' must be one of {', '.join(FORMATS)}")
-        id_field = str(raw.get("id_field", DEFAULT_ID_FIELD))
+        id_field = _id_field_of(raw, where)
+        declaration = Declaration.from_json(raw["inputs"], raw["features"], where)
+        if id_field in {spec.name for spec in declaration.inputs}:
+            raise ModelLoadError(f"{where}: the id field '{id_field}' is also declared as an input")
+        task, classes, positive_class, returns = _task_of(raw, where)
+        serialization, trusted = _serialization_of(raw, where)
+        named_preset = raw["features"] if isinstance(raw["features"], str) else raw.get("preset")
+        if named_preset is not None and not isinstance(named_preset, str):
+            raise ModelLoadError(f"{where}: 'preset' must be a preset name or null")
+        source = raw.get("source")
+        if source is not None and not isinstance(source, dict):
+            raise ModelLoadError(f"{where}: 'source' must be an object or null")
+        id_required = raw.get("id_required", False)
+        if not isinstance(id_required, bool):
+            raise ModelLoadError(f"{where}: 'id_required' must be true or false")
+        if id_required and id_field is None:
+            raise ModelLoadError(f"{where}: 'id_required' is true but there is no 'id_field'")
         return cls(
             name=str(raw["name"]),
             version=str(raw["version"]),
             sha256=str(raw["sha256"]),
             format=str(raw["format"]),
-            features=str(raw["features"]),
-            inputs=_inputs_of(raw["inputs"], id_field, where),
+            features=declaration.features,
+            inputs=declaration.inputs,
             id_field=id_field,
             output=str(raw.get("output", DEFAULT_OUTPUT)),
             artifact=require_plain_file_name(raw.get("artifact", ARTIFACT_NAME), where),
             sklearn_version=str(raw.get("sklearn_version", "unknown")),
             created_at=str(raw.get("created_at", "")),
             signature=raw.get(SIGNATURE_KEY) if isinstance(raw.get(SIGNATURE_KEY), str) else None,
+            preset=named_preset,
+            serialization=serialization,
+            skops_trusted_types=trusted,
+            id_required=id_required,
+            task=task,
+            classes=classes,
+            positive_class=positive_class,
+            returns=returns,
+            source=source,
         )
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as `model.json` holds it (the signature only when there is one)."""
+        inputs, features = self.declaration.to_json()
         return {
             "name": self.name,
             "version": self.version,
             "artifact": self.artifact,
             "sha256": self.sha256,
             "format": self.format,
-            "features": self.features,
-            "inputs": [f.to_dict() for f in self.inputs],
+            "serialization": self.serialization,
+            **({"skops_trusted_types": list(self.skops_trusted_types)} if self.serialization == "skops" else {}),
+            "features": features,
+            "preset": self.preset,
+            "inputs": inputs,
             "id_field": self.id_field,
+            "id_required": self.id_required,
             "output": self.output,
+            "task": self.task,
+            "classes": None if self.classes is None else list(self.classes),
+            "positive_class": self.positive_class,
+            "returns": self.returns,
+            "source": self.source,
             "sklearn_version": self.sklearn_version,
             "created_at": self.created_at,
             **({SIGNATURE_KEY: self.signature} if self.signature else {}),
         }
 
 
-def _inputs_of(raw: object, id_field: str, where: str) -> tuple[FieldSpec, ...]:
-    """The declared inputs: a non-empty list of objects with distinct names, none of them the id field."""
-    if not isinstance(raw, list) or not raw or not all(isinstance(entry, dict) for entry in raw):
-        raise ModelLoadError(f"{where}: 'inputs' must be a non-empty list of objects")
-    try:
-        inputs = tuple(FieldSpec.from_dict(entry) for entry in raw)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelLoadError(f"{where}: bad inputs entry: {exc}") from exc
-    names = [spec.name for spec in inputs]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ModelLoadError(f"{where}: inputs {repeated} are declared more than once")
-    if id_field in names:
-        raise ModelLoadError(f"{where}: the id field '{id_field}' is also declared as an input")
-    return inputs
+def _id_field_of(raw: dict[str, Any], where: str) -> str | None:
+    """The id field: absent means the legacy "ride_id", null means records have no id field."""
+    id_field = raw.get("id_field", DEFAULT_ID_FIELD)
+    if id_field is not None and (not isinstance(id_field, str) or not id_field):
+        raise ModelLoadError(f"{where}: 'id_field' must be a field name or null")
+    return id_field
+
+
+def _task_of(raw: dict[str, Any], where: str) -> tuple[str, tuple[Any, ...] | None, Any, str]:
+    """task, classes, positive_class and returns, checked against each other."""
+    task = raw.get("task", "regression")
+    if task not in RETURNS:
+        raise ModelLoadError(f"{where}: 'task' must be one of {', '.join(RETURNS)}")
+    returns = raw.get("returns", RETURNS[task][0])
+    if returns not in RETURNS[task]:
+        raise ModelLoadError(f"{where}: 'returns' for a {task} model must be one of {', '.join(RETURNS[task])}")
+    classes_raw = raw.get("classes")
+    if task == "regression":
+        return task, None, None, returns
+    if (
+        not isinstance(classes_raw, list)
+        or len(classes_raw) < 2
+        or not all(isinstance(c, (str, int, float, bool)) for c in classes_raw)
+        or len({json.dumps(c) for c in classes_raw}) != len(classes_raw)
+    ):
+        raise ModelLoadError(f"{where}: 'classes' must list two or more distinct class labels for a {task} model")
+    classes = tuple(classes_raw)
+    positive_class = raw.get("positive_class")
+    if task == "binary":
+        if len(classes) != 2:
+            raise ModelLoadError(f"{where}: a binary model has exactly two 'classes', not {len(classes)}")
+        if positive_class not in classes:
+            raise ModelLoadError(f"{where}: 'positive_class' must be one of the model's 'classes'")
+    elif positive_class is not None:
+        raise ModelLoadError(f"{where}: 'positive_class' is for binary models only")
+    return task, classes, positive_class, returns
+
+
+def _serialization_of(raw: dict[str, Any], where: str) -> tuple[str, tuple[str, ...]]:
+    """The artifact's serialization and, for skops, exactly the types to trust when loading it."""
+    serialization = raw.get("serialization", "pickle")
+    if serialization not in SERIALIZATIONS:
+        raise ModelLoadError(f"{where}: 'serialization' must be one of {', '.join(SERIALIZATIONS)}")
+    trusted = raw.get("skops_trusted_types", [])
+    if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
+        raise ModelLoadError(f"{where}: 'skops_trusted_types' must be a list of type names")
+    if trusted and serialization != "skops":
+        raise ModelLoadError(f"{where}: 'skops_trusted_types' is for skops artifacts only")
+    return serialization, tuple(trusted)
 
 
 @dataclass(frozen=True)
@@ -159,7 +259,9 @@ def load_bundle(uri: str, trust: BundleTrust) -> ModelBundle:
         raise BundleIntegrityError(
             f"{artifact_uri} has sha256 {actual} but {MANIFEST_NAME} expects {manifest.sha256}; refusing to unpickle it"
         )
-    loaded, _ = unpickle_artifact(data, artifact_uri, manifest.sklearn_version)
+    loaded, _ = load_artifact(
+        data, manifest.serialization, manifest.skops_trusted_types, artifact_uri, manifest.sklearn_version
+    )
     vectorizer, model = split_model(loaded, manifest.format, artifact_uri)
     return ModelBundle(manifest=manifest, model=model, vectorizer=vectorizer, uri=uri)
 
@@ -185,33 +287,12 @@ def _manifest_at(location: str, uri: str, trust: BundleTrust) -> Manifest:
         raise ModelLoadError(f"cannot read {manifest_uri}: {type(exc).__name__}") from exc
     if isinstance(manifest_raw, dict):
         trust.check_signature(manifest_raw, manifest_uri)
-    manifest = Manifest.from_json(manifest_raw, manifest_uri)
-    try:
-        get_recipe(manifest.features)
-    except UnknownRecipe as exc:
-        raise ModelLoadError(f"{manifest_uri}: {exc}") from exc
-    return manifest
+    return Manifest.from_json(manifest_raw, manifest_uri)
 
 
 def unpickle_artifact(data: bytes, where: str, written_with: str) -> tuple[Any, str]:
-    """The unpickled object and the scikit-learn version that wrote it (as far as can be told)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            loaded = pickle.load(io.BytesIO(data))
-        except Exception as exc:
-            raise ModelLoadError(f"cannot unpickle {where}: {type(exc).__name__}: {exc}") from exc
-    # scikit-learn says which version pickled an estimator when it differs from the running one.
-    originals = {str(v) for w in caught if (v := getattr(w.message, "original_sklearn_version", None))}
-    original = sorted(originals)[0] if originals else written_with
-    if original not in ("unknown", sklearn.__version__):
-        log.warning(
-            "%s was written by scikit-learn %s and is loaded by %s; predictions may differ slightly",
-            where,
-            original,
-            sklearn.__version__,
-        )
-    return loaded, original
+    """Deprecated alias: load_artifact(data, "pickle", ...) from scoring.model.artifacts."""
+    return load_artifact(data, "pickle", (), where, written_with)
 
 
 def detect_format(loaded: Any) -> str:

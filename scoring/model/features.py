@@ -1,11 +1,10 @@
-"""Named feature recipes: the one place where model inputs become model features.
+"""Features from validated inputs, columnar, for any declaration (scoring.model.declaration).
 
-A recipe is a columnar function from validated inputs to a feature frame. Text features come
-back as pandas Categoricals (cheap to build and to map onto a vocabulary); numeric features as
-float64. Feeding the frame's records to a DictVectorizer gives exactly what the classic
-tutorial's per-row dicts give, which is what the model was trained on.
-
-To add a recipe: write the function, declare its inputs, register it in RECIPES.
+Text features come back as pandas Categoricals (cheap to build and to map onto a vocabulary),
+numeric ones as float64. Feeding the frame's records to a DictVectorizer gives exactly what the
+classic per-row dicts give, which is what the model was trained on: an integer becomes "132",
+a string stays itself, a float becomes str(float), a concat joins those with its separator, and a
+null contributes no feature. Only distinct values (and distinct combinations) are ever formatted.
 """
 
 from __future__ import annotations
@@ -16,88 +15,129 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scoring.errors import UnknownRecipe
+from scoring.model.declaration import PRESETS, Declaration, FeatureSpec, preset
 from scoring.model.schema import FieldSpec
 
-LOCATION_FIELDS = (
-    FieldSpec("PULocationID", "integer", required=True, minimum=0),
-    FieldSpec("DOLocationID", "integer", required=True, minimum=0),
-)
-DISTANCE_FIELD = FieldSpec("trip_distance", "number", required=True, minimum=0)
-# Location ids below 2**31 pack into one non-negative int64 pair key (real TLC zones are 1-265).
-PACKABLE = 2**31
+# The codes of a text feature (-1: no value) and the text of each code.
+Coded = tuple[np.ndarray, list[str]]
+
+
+def build_features(declaration: Declaration, inputs: pd.DataFrame) -> pd.DataFrame:
+    """The feature frame the model is fed (a frame feature: the inputs themselves, in declared order)."""
+    features = declaration.features
+    if len(features) == 1 and features[0].kind == "frame":
+        return inputs[list(features[0].inputs)]
+    columns: dict[str, object] = {}
+    coded: dict[str, Coded] = {}
+    for feature in features:
+        if feature.kind == "number":
+            columns[feature.name] = inputs[feature.inputs[0]].to_numpy(dtype=float, na_value=np.nan)
+            continue
+        parts = [_coded_input(declaration.input(name), inputs[name], coded) for name in feature.inputs]
+        codes, labels = parts[0] if len(parts) == 1 else _concat(parts, feature.separator)
+        columns[feature.name] = pd.Categorical.from_codes(codes, categories=labels)
+    return pd.DataFrame(columns, index=inputs.index)
+
+
+def _coded_input(spec: FieldSpec, column: pd.Series, cache: dict[str, Coded]) -> Coded:
+    """One input as codes plus the text of each distinct value (cached: several features may read it)."""
+    if spec.name not in cache:
+        cache[spec.name] = _code(spec, column)
+    return cache[spec.name]
+
+
+def _code(spec: FieldSpec, column: pd.Series) -> Coded:
+    if spec.type == "string":
+        codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
+        return codes, [str(value) for value in uniques]
+    if spec.type == "integer":
+        present = column.notna().to_numpy()
+        values = column.to_numpy(dtype=np.int64, na_value=0)
+        codes, uniques = pd.factorize(values)
+        return np.where(present, codes, -1), [str(value) for value in uniques.tolist()]
+    # A float's text is its repr; factorize its bits, since 0.0 and -0.0 compare equal but print differently.
+    floats = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    codes, uniques = pd.factorize(floats.view(np.int64))
+    return np.where(np.isnan(floats), -1, codes), [str(value) for value in uniques.view(np.float64).tolist()]
+
+
+def _concat(parts: list[Coded], separator: str) -> Coded:
+    """Join several coded inputs: combine codes, format each distinct combination once (a null part: no value)."""
+    missing = np.zeros(len(parts[0][0]), dtype=bool)
+    for codes, _ in parts:
+        missing |= codes < 0
+    if missing.all():
+        return np.full(len(missing), -1, dtype=np.int64), []
+    # Fold the inputs in one at a time, refactorizing, so the combined key stays below rows * distinct values.
+    combined = np.where(missing, 0, parts[0][0]).astype(np.int64)
+    members: list[np.ndarray] = [np.arange(len(parts[0][1]), dtype=np.int64)]
+    for codes, labels in parts[1:]:
+        width = max(len(labels), 1)
+        key = combined * width + np.where(missing, 0, codes)
+        combined, keys = pd.factorize(key)
+        members = [member[keys // width] for member in members] + [keys % width]
+    texts = [
+        separator.join(labels[i] for labels, i in zip((p[1] for p in parts), combo, strict=True))
+        for combo in zip(*(m.tolist() for m in members), strict=True)
+    ]
+    # Different combinations can print the same ("a_b" + "c" and "a" + "b_c"): they are the same feature.
+    text_codes, distinct = pd.factorize(np.array(texts, dtype=object))
+    codes = np.where(missing, -1, text_codes[combined] if len(texts) else -1)
+    return codes, [str(text) for text in distinct]
+
+
+def records_for_vectorizer(features: pd.DataFrame) -> list[dict[str, object]]:
+    """The classic per-row dicts a DictVectorizer is fitted on (training; the tutorial's slow path).
+
+    A text feature without a value is left out of its row, as the per-row dict would leave it out.
+    """
+    names = [str(name) for name in features.columns]
+    columns = [
+        col.astype(object).where(col.notna(), None).tolist()
+        if isinstance(col.dtype, pd.CategoricalDtype)
+        else col.tolist()
+        for _, col in features.items()
+    ]
+    text = [isinstance(col.dtype, pd.CategoricalDtype) for _, col in features.items()]
+    return (
+        [
+            {
+                name: value
+                for name, value, is_text in zip(names, row, text, strict=True)
+                if not (is_text and value is None)
+            }
+            for row in zip(*columns, strict=True)
+        ]
+        if names
+        else [{} for _ in range(len(features))]
+    )
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """A feature recipe: its name, the input fields it reads, and the function that builds features."""
+    """Deprecated: a preset seen as the old recipe (name, inputs, build); use Declaration and build_features."""
 
     name: str
-    inputs: tuple[FieldSpec, ...]
-    build: Callable[[pd.DataFrame], pd.DataFrame]
+    declaration: Declaration
+
+    @property
+    def inputs(self) -> tuple[FieldSpec, ...]:
+        return self.declaration.inputs
+
+    @property
+    def build(self) -> Callable[[pd.DataFrame], pd.DataFrame]:
+        return lambda inputs: build_features(self.declaration, inputs)
 
     def feature_names(self) -> list[str]:
-        """Names of the feature columns the recipe emits (categoricals expand to name=value)."""
-        probe = {f.name: pd.Series([1], dtype=np.int64 if f.type == "integer" else float) for f in self.inputs}
-        return list(self.build(pd.DataFrame(probe)).columns)
+        return self.declaration.feature_names()
 
 
-def _categorical_from_ints(values: np.ndarray, label: Callable[[np.ndarray], list[str]]) -> pd.Categorical:
-    """A Categorical over int keys that formats only the distinct keys, not every row."""
-    codes, uniques = pd.factorize(values)
-    return pd.Categorical.from_codes(codes, categories=label(uniques))
-
-
-def ride_pu_do(inputs: pd.DataFrame) -> pd.DataFrame:
-    """PU_DO = "<PULocationID>_<DOLocationID>" as one categorical, plus trip_distance."""
-    pu = inputs["PULocationID"].to_numpy(dtype=np.int64)
-    do = inputs["DOLocationID"].to_numpy(dtype=np.int64)
-    if len(pu) and max(pu.max(), do.max()) >= PACKABLE:
-        # Ids too large to pack into one int64 key: build the labels directly (slower, same strings).
-        pu_do = pd.Categorical([f"{a}_{b}" for a, b in zip(pu.tolist(), do.tolist(), strict=True)])
-    else:
-        # Pack the pair into one int so factorize works on numbers and formats only distinct pairs.
-        pair = (pu << 32) | do
-        pu_do = _categorical_from_ints(pair, lambda keys: [f"{k >> 32}_{k & 0xFFFFFFFF}" for k in keys.tolist()])
-    return pd.DataFrame(
-        {"PU_DO": pu_do, "trip_distance": inputs["trip_distance"].to_numpy(dtype=float)},
-        index=inputs.index,
-    )
-
-
-def ride_categorical(inputs: pd.DataFrame) -> pd.DataFrame:
-    """PULocationID and DOLocationID as categorical strings, plus trip_distance."""
-    columns = {
-        name: _categorical_from_ints(
-            inputs[name].to_numpy(dtype=np.int64), lambda keys: [str(k) for k in keys.tolist()]
-        )
-        for name in ("PULocationID", "DOLocationID")
-    }
-    columns["trip_distance"] = inputs["trip_distance"].to_numpy(dtype=float)
-    return pd.DataFrame(columns, index=inputs.index)
-
-
-RECIPES: dict[str, Recipe] = {
-    recipe.name: recipe
-    for recipe in (
-        Recipe("ride_pu_do", (*LOCATION_FIELDS, DISTANCE_FIELD), ride_pu_do),
-        Recipe("ride_categorical", (*LOCATION_FIELDS, DISTANCE_FIELD), ride_categorical),
-    )
-}
+RECIPES: dict[str, Recipe] = {name: Recipe(name, declaration) for name, declaration in PRESETS.items()}
 
 
 def get_recipe(name: str) -> Recipe:
-    """The recipe registered under `name`, or UnknownRecipe listing the known ones."""
-    try:
-        return RECIPES[name]
-    except KeyError:
-        raise UnknownRecipe(f"unknown feature recipe {name!r}; known recipes: {', '.join(sorted(RECIPES))}") from None
+    """Deprecated alias of scoring.model.declaration.preset, kept until every caller moves."""
+    return Recipe(name, preset(name))
 
 
-def records_for_vectorizer(features: pd.DataFrame) -> list[dict[str, object]]:
-    """The classic per-row dicts a DictVectorizer is fitted on (training; the tutorial's slow path)."""
-    plain = {
-        name: (col.astype(object) if isinstance(col.dtype, pd.CategoricalDtype) else col)
-        for name, col in features.items()
-    }
-    return pd.DataFrame(plain, index=features.index).to_dict(orient="records")
+__all__ = ["RECIPES", "FeatureSpec", "Recipe", "build_features", "get_recipe", "records_for_vectorizer"]

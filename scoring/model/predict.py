@@ -1,18 +1,28 @@
-"""Predictor: a verified bundle plus its feature recipe, predicting for frames of any length."""
+"""Predictor: a verified bundle plus its declared features, predicting for frames of any length.
+
+Every prediction is one float64 per row, whatever the task: a regressor's value; a binary
+classifier's probability of its positive class (predict_proba's column for it); or, in label mode,
+the index of the predicted label in the manifest's `classes` (label_of turns it back into the label).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from scoring.errors import ModelLoadError
 from scoring.model.bundle import ModelBundle, feature_vectorizer
-from scoring.model.features import Recipe, get_recipe
+from scoring.model.declaration import Declaration
+from scoring.model.features import build_features
 from scoring.model.schema import InputSchema
 from scoring.model.vectorize import transform_columns
 
 # Extreme but valid inputs (a distance of 1e308) can overflow a linear model; such a row is
 # rejected like invalid input rather than stored or answered as infinity.
 NON_FINITE_PREDICTION = "the model's prediction is not finite (an input is far outside the training range)"
+LABEL_RETURNS = ("label", "probabilities")
 
 
 class Predictor:
@@ -20,8 +30,12 @@ class Predictor:
 
     def __init__(self, bundle: ModelBundle):
         self.bundle = bundle
-        self.recipe: Recipe = get_recipe(bundle.manifest.features)
+        self.declaration: Declaration = bundle.manifest.declaration
         self._vectorizer, self._estimator = feature_vectorizer(bundle.vectorizer, bundle.model)
+        # Per manifest class, its column in the model's classes_ (predict_proba's column order).
+        self._columns: np.ndarray | None = None
+        if bundle.manifest.task != "regression":
+            self._model_classes, self._columns = _class_columns(bundle)
 
     @property
     def schema(self) -> InputSchema:
@@ -30,13 +44,70 @@ class Predictor:
 
     def predict(self, inputs: pd.DataFrame) -> np.ndarray:
         """Predictions for already-validated inputs, in row order, as float64."""
+        return self.predict_with_probabilities(inputs)[0]
+
+    def predict_with_probabilities(self, inputs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions as `predict` gives them, plus per-class probabilities (rows x manifest classes) when the
+        bundle returns them, else None."""
+        manifest = self.bundle.manifest
+        wants_probabilities = manifest.returns == "probabilities"
         if len(inputs) == 0:
-            return np.empty(0, dtype=float)
-        features = self.recipe.build(inputs)
+            empty = np.empty((0, len(manifest.classes or ())), dtype=float) if wants_probabilities else None
+            return np.empty(0, dtype=float), empty
+        model_input = self._model_input(inputs)
+        if manifest.task == "regression":
+            return np.asarray(self._estimator.predict(model_input), dtype=float), None
+        assert self._columns is not None
+        if manifest.returns == "probability":
+            proba = np.asarray(self._estimator.predict_proba(model_input), dtype=float)
+            return proba[:, self._columns[_index_of(manifest.classes, manifest.positive_class)]], None
+        labels = self._estimator.predict(model_input)
+        indexes = self._label_indexes(labels)
+        if not wants_probabilities:
+            return indexes, None
+        proba = np.asarray(self._estimator.predict_proba(model_input), dtype=float)
+        return indexes, proba[:, self._columns]
+
+    def label_of(self, value: float) -> object | None:
+        """The class label a label-mode prediction stands for; None for values and probabilities."""
+        manifest = self.bundle.manifest
+        if manifest.returns not in LABEL_RETURNS or manifest.classes is None:
+            return None
+        return manifest.classes[int(value)]
+
+    def _model_input(self, inputs: pd.DataFrame) -> Any:
+        features = build_features(self.declaration, inputs)
         if self._vectorizer is not None:
-            matrix = transform_columns(self._vectorizer, features)
-            return np.asarray(self._estimator.predict(matrix), dtype=float)
-        return np.asarray(self._estimator.predict(features), dtype=float)
+            return transform_columns(self._vectorizer, features)
+        return features
+
+    def _label_indexes(self, labels: np.ndarray) -> np.ndarray:
+        """Each predicted label's index in the manifest's classes, as float64."""
+        assert self._columns is not None
+        column_to_class = np.empty(len(self._model_classes), dtype=float)
+        column_to_class[self._columns] = np.arange(len(self._columns), dtype=float)
+        return column_to_class[pd.Index(self._model_classes).get_indexer(np.asarray(labels))]
+
+
+def _class_columns(bundle: ModelBundle) -> tuple[np.ndarray, np.ndarray]:
+    """Per class the manifest names, its column among the model's classes_; ModelLoadError when they differ."""
+    manifest = bundle.manifest
+    model_classes = getattr(bundle.model, "classes_", None)
+    if model_classes is None or not hasattr(bundle.model, "predict_proba"):
+        raise ModelLoadError(f"{bundle.uri}: the manifest says {manifest.task} but the model is not a classifier")
+    classes = list(manifest.classes or ())
+    known = list(np.asarray(model_classes).tolist())
+    if len(known) != len(classes) or any(_index_of(known, c) is None for c in classes):
+        raise ModelLoadError(f"{bundle.uri}: the manifest's classes differ from the model's classes_")
+    return np.asarray(model_classes), np.array([_index_of(known, c) for c in classes], dtype=np.int64)
+
+
+def _index_of(values: Any, wanted: object) -> Any:
+    """The position of `wanted` among `values` (equal, and a boolean only for a boolean), or None."""
+    for position, value in enumerate(values or ()):
+        if value == wanted and isinstance(value, bool) == isinstance(wanted, bool):
+            return position
+    return None
 
 
 def split_finite(

@@ -26,13 +26,15 @@ FIELD_TYPES = ("integer", "number", "string")
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One input field of a model: its name, type, whether it must be present, and bounds."""
+    """One input field of a model: its name, type, whether it must be present, bounds, and allowed text values."""
 
     name: str
     type: str
     required: bool = True
     minimum: float | None = None
     maximum: float | None = None
+    # For a string input: the only values it may take (None: any text).
+    values: tuple[str, ...] | None = None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, object]) -> FieldSpec:
@@ -46,6 +48,7 @@ class FieldSpec:
             required=bool(raw.get("required", True)),
             minimum=None if raw.get("minimum") is None else float(raw["minimum"]),  # type: ignore[arg-type]
             maximum=None if raw.get("maximum") is None else float(raw["maximum"]),  # type: ignore[arg-type]
+            values=_allowed_values(raw),
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -54,7 +57,21 @@ class FieldSpec:
             out["minimum"] = self.minimum
         if self.maximum is not None:
             out["maximum"] = self.maximum
+        if self.values is not None:
+            out["values"] = list(self.values)
         return out
+
+
+def _allowed_values(raw: Mapping[str, object]) -> tuple[str, ...] | None:
+    """The `values` of a string input: a non-empty list of strings, or None when absent."""
+    values = raw.get("values")
+    if values is None:
+        return None
+    if raw.get("type") != "string":
+        raise ValueError(f"input field {raw.get('name')!r}: 'values' is allowed only for a string input")
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"input field {raw.get('name')!r}: 'values' must be a non-empty list of strings")
+    return tuple(dict.fromkeys(values))
 
 
 @dataclass(frozen=True)

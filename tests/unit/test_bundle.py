@@ -48,7 +48,11 @@ def test_bundle_round_trip_predicts_like_the_objects_it_holds(demo_bundle_dir, p
     manifest = json.loads((demo_bundle_dir / "model.json").read_text())
     # Then the manifest carries the agreed fields and the sha256 of the artifact
     assert manifest["sha256"] == sha256_of((demo_bundle_dir / "model.bin").read_bytes())
-    assert manifest["format"] == "dv_tuple" and manifest["features"] == "ride_pu_do"
+    assert manifest["format"] == "dv_tuple" and manifest["preset"] == "ride_pu_do"
+    assert manifest["features"] == [
+        {"name": "PU_DO", "kind": "concat", "inputs": ["PULocationID", "DOLocationID"], "separator": "_"},
+        {"name": "trip_distance", "kind": "number", "inputs": ["trip_distance"]},
+    ]
     assert [f["name"] for f in manifest["inputs"]] == ["PULocationID", "DOLocationID", "trip_distance"]
     # And the loaded predictor gives what the raw objects give
     dv, model = pickle.loads((demo_bundle_dir / "model.bin").read_bytes())

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sklearn.feature_extraction import DictVectorizer
 
 from scoring.errors import UnknownRecipe
-from scoring.model.features import get_recipe, records_for_vectorizer
+from scoring.model.features import build_features, get_recipe, records_for_vectorizer
 from scoring.model.vectorize import transform_columns
 
 
@@ -85,7 +85,7 @@ def test_fast_path_equals_dv_transform_on_random_vocabularies(data, n_cat, n_num
 def test_predictor_fast_and_naive_paths_agree_exactly(predictor, rides):
     valid = predictor.schema.validate_frame(rides).valid
     # The classic tutorial path: per-row dicts through the bundle's own DictVectorizer
-    dicts = records_for_vectorizer(predictor.recipe.build(valid))
+    dicts = records_for_vectorizer(build_features(predictor.declaration, valid))
     naive = predictor.bundle.model.predict(predictor.bundle.vectorizer.transform(dicts))
     assert np.array_equal(predictor.predict(valid), naive)
 
