@@ -4,6 +4,8 @@ presets cut to what the model reads, and one-line refusals."""
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +200,13 @@ def test_a_preset_the_model_was_not_trained_with_names_the_features_it_misses(tm
 def test_fraud_labels_are_learnt():
     # The fixture's classifier must see both classes, or "binary" above would be vacuous.
     assert set(fraud_labels(fraud_records())) == {0, 1}
+
+
+def test_importing_and_serving_modules_never_load_mlflow():
+    # MLflow is an import-time extra: the bundle, predictor and import code load without it.
+    code = (
+        "import sys, scoring.cli, scoring.model.importing, scoring.model.predict; "
+        "print(sorted(m for m in ('mlflow', 'yaml') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
