@@ -21,6 +21,7 @@ from airflow.sdk import (
     teardown,
 )
 
+from scoring.batch.options import MAX_DATASET_LENGTH, MAX_ID_FIELD_LENGTH, PLAIN_NAME_PATTERN
 from scoring.batch.partitions import PARTITION_KEY_PATTERN
 from scoring_airflow import run_tasks
 from scoring_airflow.errors import task_errors
@@ -61,8 +62,9 @@ def task_docs(cadence: str) -> dict[str, str]:
     return {
         "choose_partition": f"""Decides which {period} this run scores: the *Partition* param if given, else the
 {period} starting at the run's logical date. Reads nothing, writes the partition key to XCom.
-**Fails at once** (no retry) when the Partition is not a valid {period} key, or when a backfill
-carries one (a backfill scores each run's own {period}).""",
+**Fails at once** (no retry) when the Partition is not a valid {period} key, when a backfill
+carries one (a backfill scores each run's own {period}), or when *Dataset* or *Id field* is not a
+plain name.""",
         "wait_for_partition": f"""Waits for the partition's folder under the input root to hold a `.parquet` or
 `.csv` file, looking every {run_tasks.describe_span(POKE_INTERVAL[cadence])} without holding a worker slot, and logs
 where it looks. Reads the input root only. **Fails** (no retry) when no data arrived within
@@ -70,14 +72,16 @@ where it looks. Reads the input root only. **Fails** (no retry) when no data arr
         "plan": """Fixes the run: checks the predictions database is at this code's revision, reads and
 verifies the model bundle (it must lie below a trusted root) and lists the partition's files. Writes
 the plan to XCom, nothing to the database. **Fails at once** for a database that needs
-`scoring db upgrade`, a missing or untrusted bundle, or a bad job name; retries when the database is
-unreachable.""",
+`scoring db upgrade`, a missing or untrusted bundle, a bad job name, or an *Id field* that is one
+of the model's inputs; retries when the database is unreachable.""",
         "list_shards": """Turns the plan's files into one shard index per file, so that `score_shard` maps
 over them. Reads the plan from XCom and writes nothing else. Fails only if the plan is missing,
 which means `plan` itself failed; look there.""",
         "score_shard": """Scores one file of the partition with the planned model, in bounded chunks, and
 stages its predictions and rejected rows as Parquet under the staging root; nothing is published
-yet. **Fails at once** for an unreadable file or a changed bundle; other errors retry. A failure
+yet. Rows are named by the id column, or in a file without it by `<file>:<row>`. **Fails at
+once** for an unreadable file, a file without the id column when the run requires one, or a changed
+bundle; other errors retry. A failure
 that will not be retried is recorded in `scoring_runs` with the shard and its reason.""",
         "publish": """Publishes every staged shard in ONE transaction: deletes the partition's old rows
 and inserts the new ones into `predictions`, `rejected_records` and `partition_metrics`, and records
@@ -149,6 +153,33 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
                 "rejected (0.01 is 1%). The default is this deployment's SCORING_REJECT_THRESHOLD; empty "
                 "means that setting too.",
             ),
+            "dataset": Param(
+                deployed.dataset if deployed else None,
+                type=["null", "string"],
+                pattern=PLAIN_NAME_PATTERN,
+                maxLength=MAX_DATASET_LENGTH,
+                title="Dataset",
+                description="The folder under the input root holding this dataset's partitions, e.g. "
+                "green_taxi for {input_root}/green_taxi/dt=.../: one folder name, no '/' or '..'. The "
+                "default is this deployment's SCORING_DATASET; empty means that setting too.",
+            ),
+            "id_field": Param(
+                None,
+                type=["null", "string"],
+                pattern=PLAIN_NAME_PATTERN,
+                maxLength=MAX_ID_FIELD_LENGTH,
+                title="Id field",
+                description="The column that names each record, for this run, e.g. trip_id. Empty means "
+                "the bundle's id field. A file without the column has its rows named <file>:<row> "
+                "(stable, so a rerun replaces them), unless Require id is on.",
+            ),
+            "require_id": Param(
+                False,
+                type="boolean",
+                title="Require id",
+                description="Fail the run on a file without the id column instead of naming its rows by "
+                "file and row. The bundle's id_required turns this on for every run.",
+            ),
         },
     )
     def scoring():
@@ -156,6 +187,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
         def choose_partition() -> str:
             context = get_current_context()
             with task_errors():
+                run_tasks.check_run_options(context["params"])
                 return run_tasks.resolve_partition(
                     context["params"].get("partition"),
                     context.get("logical_date"),
@@ -184,8 +216,11 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
             context = get_current_context()
             # The try number makes a cleared-and-rerun DAG run a new scoring run, never a clash.
             run_id = f"{context['run_id']}.try{context['ti'].try_number}"
+            params = context["params"]
             with task_errors():
-                return run_tasks.plan(_settings(), job=dag_id, partition=partition, run_id=run_id)
+                return run_tasks.plan(
+                    _settings(), job=dag_id, partition=partition, run_id=run_id, **run_tasks.id_options(params)
+                )
 
         @task(doc_md=docs["list_shards"])
         def list_shards(plan: dict) -> list[int]:

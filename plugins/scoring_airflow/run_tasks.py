@@ -32,8 +32,28 @@ def settings_for(params: Mapping[str, Any]) -> Settings:
     from scoring.settings import Settings
 
     return Settings.from_env().with_overrides(
-        model_uri=params.get("model_uri") or None, reject_threshold=params.get("reject_threshold")
+        model_uri=params.get("model_uri") or None,
+        reject_threshold=params.get("reject_threshold"),
+        dataset=params.get("dataset") or None,
     )
+
+
+def check_run_options(params: Mapping[str, Any]) -> None:
+    """ConfigError (one line, the value not echoed) for a Dataset or Id field that is not a plain name.
+
+    Called by the run's first task, so a bad form value fails the run at once, before any wait or path.
+    """
+    from scoring.batch.options import validate_dataset, validate_id_field
+
+    if params.get("dataset"):
+        validate_dataset(params["dataset"])
+    if params.get("id_field"):
+        validate_id_field(params["id_field"])
+
+
+def id_options(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's id options from the trigger form: another id column, and whether a file must have it."""
+    return {"id_field": params.get("id_field") or None, "require_id": bool(params.get("require_id"))}
 
 
 # A backfill's DAG runs carry this run type (DagRunType.BACKFILL_JOB).
@@ -133,8 +153,16 @@ def predictions_db(settings: Settings) -> Iterator[Engine]:
         engine.dispose()
 
 
-def plan(settings: Settings, *, job: str, partition: str, run_id: str) -> dict:
-    """Fix the run: its files, its staging place, and the verified model it will use.
+def plan(
+    settings: Settings,
+    *,
+    job: str,
+    partition: str,
+    run_id: str,
+    id_field: str | None = None,
+    require_id: bool = False,
+) -> dict:
+    """Fix the run: its files, its staging place, the verified model it will use and its id options.
 
     The database's revision is checked first, so a database that needs `scoring db upgrade` fails
     the run before any shard is scored.
@@ -156,6 +184,8 @@ def plan(settings: Settings, *, job: str, partition: str, run_id: str) -> dict:
         run_id=run_id,
         model_uri=settings.model_uri,
         model=manifest,
+        id_field=id_field,
+        require_id=require_id,
     )
     log.info(
         "run %s scores %d file(s) of %s with %s v%s",

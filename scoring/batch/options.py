@@ -11,9 +11,10 @@ import re
 
 from scoring.errors import ConfigError
 
-# ECMAScript-compatible (the trigger form checks the same pattern in the browser): a first character
-# that is not '.', so '.', '..' and hidden folders are out; no '/' or '\\' anywhere.
-PLAIN_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+# The trigger form checks the same pattern in the browser, as an ECMAScript regex in v mode, where a
+# '-' in a class must be escaped. A first character that is not '.' keeps out '.', '..' and hidden
+# folders; no '/' or '\\' anywhere.
+PLAIN_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 _PLAIN_NAME = re.compile(PLAIN_NAME_PATTERN)
 # A dataset is one folder name; an id field is at most as long as an id may be (scoring.model.record_ids).
 MAX_DATASET_LENGTH = 128

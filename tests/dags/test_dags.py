@@ -41,7 +41,7 @@ def test_dags_have_owner_retries_tags_and_the_expected_shape(dagbag, dag_id):
     assert dag.dag_id == Path(dag.fileloc).stem
     assert {"scoring", "batch"} <= set(dag.tags)
     assert dag.doc_md and "exactly once" in dag.doc_md and dag.description
-    assert set(dag.params) == {"partition", "model_uri", "reject_threshold"}
+    assert set(dag.params) == {"partition", "model_uri", "reject_threshold", "dataset", "id_field", "require_id"}
     for task in dag.tasks:
         assert task.owner == "ml-platform"
         assert task.retries == 3 and task.retry_exponential_backoff
