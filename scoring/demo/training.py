@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -11,8 +10,10 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LinearRegression
 
 from scoring.demo.synthetic import duration_minutes, generate_rides
+from scoring.model.artifacts import dump_artifact
 from scoring.model.bundle import Manifest
-from scoring.model.features import get_recipe, records_for_vectorizer
+from scoring.model.declaration import preset
+from scoring.model.features import build_features, records_for_vectorizer
 from scoring.model.importing import build_manifest, write_bundle
 
 DEMO_NAME = "ride_duration"
@@ -36,17 +37,22 @@ def train_demo_bundle(
     recipe_name: str = "ride_pu_do",
     key: bytes | None = None,
 ) -> TrainingReport:
-    """Fit DictVectorizer + LinearRegression on rides lasting 1 to 60 minutes and write a bundle (signed with `key`)."""
+    """Fit DictVectorizer + LinearRegression on rides lasting 1 to 60 minutes and write a bundle (signed with `key`).
+
+    The manifest declares the preset's features and records the preset's name.
+    """
     rides = generate_rides(rows, start=datetime(2026, 1, 1, tzinfo=timezone.utc), span=timedelta(days=28), seed=seed)
     minutes = duration_minutes(rides)
     keep = ((minutes >= 1) & (minutes <= 60)).to_numpy()
     rides, target = rides[keep], minutes[keep].to_numpy()
-    recipe = get_recipe(recipe_name)
+    declaration = preset(recipe_name)
     dv = DictVectorizer()
-    X = dv.fit_transform(records_for_vectorizer(recipe.build(rides)))
+    X = dv.fit_transform(records_for_vectorizer(build_features(declaration, rides)))
     model = LinearRegression().fit(X, target)
-    artifact = pickle.dumps((dv, model), protocol=pickle.HIGHEST_PROTOCOL)
-    manifest = build_manifest(artifact, (dv, model), name=DEMO_NAME, version=version, features=recipe_name)
+    artifact = dump_artifact((dv, model), "pickle")
+    manifest = build_manifest(
+        artifact, (dv, model), name=DEMO_NAME, version=version, features=declaration, named_preset=recipe_name
+    )
     write_bundle(destination, artifact, manifest, key)
     rmse = float(np.sqrt(np.mean((model.predict(X) - target) ** 2)))
     return TrainingReport(manifest=manifest, training_rows=int(len(target)), rmse_minutes=rmse)

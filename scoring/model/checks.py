@@ -70,6 +70,13 @@ def _check_string(column: pd.Series | np.ndarray, index: pd.Index, spec: FieldSp
         reasons[not_str] = [f"field '{spec.name}': expected a string, got {type_name(v)}" for v in values[not_str]]
     if spec.required and is_null.any():
         reasons[is_null] = f"field '{spec.name}': is null"
+    if spec.values is not None:
+        outside = ~pd.Series(values, dtype=object).isin(spec.values).to_numpy() & ~is_null & ~not_str
+        if outside.any():
+            reasons[outside] = [
+                f"field '{spec.name}': {_short(v)} is not one of its {len(spec.values)} allowed values"
+                for v in values[outside]
+            ]
     # A Series keeps dtype=object: from a bare array pandas would infer its string dtype and turn None into NaN.
     return pd.Series(values, index=index, dtype=object).where(~is_null, None), reasons
 

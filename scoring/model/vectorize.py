@@ -26,6 +26,12 @@ def transform_columns(dv: DictVectorizer, features: pd.DataFrame) -> sp.csr_matr
         indices, values = _encode_column(str(name), column, vocabulary, dv.separator, dv.dtype)
         column_indices[:, position] = indices
         column_values[:, position] = values
+    # DictVectorizer lists each row's features in vocabulary order; a sum over a row (a linear model's dot
+    # product) depends on that order in its last bit, so the columns are put in the same order here.
+    if features.shape[1] > 1:
+        order = np.argsort(column_indices, axis=1, kind="stable")
+        column_indices = np.take_along_axis(column_indices, order, axis=1)
+        column_values = np.take_along_axis(column_values, order, axis=1)
     present = column_indices >= 0
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(present.sum(axis=1), out=indptr[1:])
@@ -34,6 +40,7 @@ def transform_columns(dv: DictVectorizer, features: pd.DataFrame) -> sp.csr_matr
         shape=(n_rows, len(vocabulary)),
         dtype=dv.dtype,
     )
+    matrix.has_sorted_indices = True
     return matrix
 
 
