@@ -159,7 +159,8 @@ class PartitionAccumulator:
                 column.missing += int(missing.sum())
                 column.add(values[~missing] if missing.any() else values)
             else:
-                column.missing += int(series.isna().sum())
+                # A plain int64 column cannot hold a null: skip the scan.
+                column.missing += 0 if series.dtype == np.int64 else int(series.isna().sum())
                 column.counts.add(series)
 
     def merge(self, other: PartitionAccumulator) -> None:

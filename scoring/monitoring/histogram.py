@@ -32,6 +32,21 @@ def quantile_edges(values: np.ndarray) -> np.ndarray:
     return np.unique(np.quantile(values, EDGE_QUANTILES, method="inverted_cdf"))
 
 
+def bin_indices(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The bin of each value (the number of edges <= it), as np.searchsorted(edges, values, side="right").
+
+    One vectorised comparison per edge: for a few dozen edges this is several times faster than a binary
+    search per value, and monitoring must stay a small fraction of scoring."""
+    if len(edges) > 250:
+        return np.searchsorted(edges, values, side="right")
+    bins = np.zeros(len(values), dtype=np.uint8)
+    above = np.empty(len(values), dtype=bool)
+    for edge in edges:
+        np.greater_equal(values, edge, out=above)
+        bins += above
+    return bins
+
+
 @dataclass
 class NumberHistogram:
     """Counts and value sums per bin on fixed edges (bin i holds edges[i-1] <= x < edges[i]; the outer bins are
@@ -56,7 +71,7 @@ class NumberHistogram:
         """Count finite float values into the bins."""
         if len(values) == 0:
             return
-        bins = np.searchsorted(self.edges, values, side="right")
+        bins = bin_indices(self.edges, values)
         self.counts += np.bincount(bins, minlength=len(self.counts))
         self.sums += np.bincount(bins, weights=values, minlength=len(self.sums))
         self.minimum = min(self.minimum, float(values.min()))
@@ -114,7 +129,7 @@ class TextCounts:
 
     def add(self, values: pd.Series) -> None:
         """Count non-null values by their text (str(int) for integers, as the categorical feature sees them)."""
-        for value, n in values.value_counts(dropna=True, sort=False).items():
+        for value, n in _value_counts(values):
             self._add(category_text(value), int(n))
 
     def merge(self, other: TextCounts) -> None:
@@ -128,6 +143,22 @@ class TextCounts:
             if not allowed:
                 name = OTHER
         self.counts[name] = self.counts.get(name, 0) + n
+
+
+# Integer codes up to this value are counted with np.bincount (zone ids, small enums): a few times faster.
+BINCOUNT_LIMIT = 100_000
+
+
+def _value_counts(values: pd.Series) -> list[tuple[object, int]]:
+    """(value, count) of each distinct non-null value."""
+    if values.dtype == np.int64 and len(values):
+        array = values.to_numpy()
+        low, high = int(array.min()), int(array.max())
+        if low >= 0 and high <= BINCOUNT_LIMIT:
+            counts = np.bincount(array)
+            present = np.flatnonzero(counts)
+            return list(zip(present.tolist(), counts[present].tolist(), strict=True))
+    return list(values.value_counts(dropna=True, sort=False).items())
 
 
 def category_text(value: object) -> str:

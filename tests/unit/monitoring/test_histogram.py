@@ -12,6 +12,7 @@ from scoring.monitoring.histogram import (
     MAX_CATEGORIES,
     NumberHistogram,
     TextCounts,
+    bin_indices,
     category_text,
     quantile_edges,
 )
@@ -85,3 +86,27 @@ def test_text_counts_without_reference_stay_bounded():
     # Then the table holds the cap plus OTHER, and still every value
     assert len(counts.counts) == MAX_CATEGORIES + 1
     assert counts.count == MAX_CATEGORIES * 3
+
+
+@pytest.mark.parametrize(
+    "edges", [np.array([]), np.array([1.0]), np.array([0.5, 1.0, 1.0000001, 7.0]), np.arange(300.0)]
+)
+def test_bin_indices_equal_searchsorted(edges):
+    values = np.concatenate([np.random.default_rng(8).normal(3, 3, 5_000), edges, [-np.inf, np.inf]])
+    assert bin_indices(edges, values).tolist() == np.searchsorted(edges, values, side="right").tolist()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series([3, 3, 0, 70_000], dtype="int64"),
+        pd.Series([-1, 5, 5], dtype="int64"),
+        pd.Series([10**9, 1], dtype="int64"),
+        pd.Series([2, None, 2], dtype="Int64"),
+    ],
+)
+def test_integer_categories_count_the_same_on_every_path(values):
+    counts = TextCounts()
+    counts.add(values)
+    expected = {str(int(v)): int(n) for v, n in values.value_counts(dropna=True).items()}
+    assert counts.counts == expected
