@@ -73,7 +73,7 @@ def test_the_dashboard_provider_reads_the_mounted_folder():
     config = yaml.safe_load(PROVIDERS.read_text())
     [provider] = config["providers"]
     assert provider["type"] == "file"
-    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert provider["options"]["path"] == "/etc/grafana/dashboards"
 
 
 def test_the_dashboard_is_well_formed(dashboard):
