@@ -144,3 +144,59 @@ def test_bad_job_names_are_refused_by_plan_run(tmp_path, job, message):
             model=SimpleNamespace(sha256="0" * 64, name="m", version="1"),
         )
     assert not (tmp_path / "stage").exists()
+
+
+# --- run options and derived record ids ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["rides", "green_taxi", "yellow-2024.v2", "_x", "0"])
+def test_plain_dataset_names_are_accepted(name):
+    from scoring.batch.options import validate_dataset
+
+    assert validate_dataset(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", ".", "..", "../x", "/etc", "a/b", "a\\b", "s3://bucket/x", ".hidden", "x\n", "x\x00", "d" * 129]
+)
+def test_a_dataset_that_could_lead_elsewhere_is_refused_wherever_a_path_is_built(tmp_path, name):
+    from scoring.batch.reader import partition_uri
+
+    # Every partition path is built by partition_uri, so a hostile SCORING_DATASET never reaches the filesystem
+    with pytest.raises(ConfigError, match="^dataset ") as refused:
+        partition_uri(str(tmp_path), name, PartitionKey.parse("2026-01-01T03"))
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("uri", "folder", "expected"),
+    [
+        ("/in/rides/dt=2026-01-01/hour=03/part-0.parquet", "/in/rides/dt=2026-01-01/hour=03", "part-0.parquet"),
+        ("/in/rides/dt=2026-01-01/hour=03/part-0.parquet", "/in/rides/dt=2026-01-01", "hour=03/part-0.parquet"),
+        ("s3://b/in/rides/dt=2026-01-01/hour=03/p.csv", "s3://b/in/rides/dt=2026-01-01", "hour=03/p.csv"),
+        ("s3://b/in/rides/dt=2026-01-01/hour=03/p.csv", "s3://b/in/rides/dt=2026-01-01/", "hour=03/p.csv"),
+        ("/elsewhere/p.parquet", "/in/rides/dt=2026-01-01", "p.parquet"),
+        ("/in/rides/dt=2026-01-01/bad\udcff.parquet", "/in/rides/dt=2026-01-01", "bad\ufffd.parquet"),
+    ],
+)
+def test_a_file_is_named_by_its_path_below_the_partition_folder(uri, folder, expected):
+    from scoring.batch.record_names import name_in_partition
+
+    assert name_in_partition(uri, folder) == expected
+
+
+def test_derived_ids_are_file_and_row_from_any_offset():
+    import numpy as np
+
+    from scoring.batch.record_names import derived_ids
+
+    assert derived_ids("hour=03/p.parquet", np.array([0, 1, 100_000])).to_pylist() == [
+        "hour=03/p.parquet:0",
+        "hour=03/p.parquet:1",
+        "hour=03/p.parquet:100000",
+    ]
+
+
+def test_the_dataset_setting_is_read_from_the_environment():
+    assert Settings.from_env({"SCORING_DATASET": "green_taxi"}).dataset == "green_taxi"
+    assert Settings.from_env({}).with_overrides(dataset="yellow").dataset == "yellow"
