@@ -1,4 +1,4 @@
-"""The `scoring` command line: demo setup, model bundles, batch scoring, staging, the database, streams.
+"""The `scoring` command line: demo setup, model bundles, batch scoring, staging, the database, streams, monitoring.
 
 Each sub-package's commands register themselves here; argparse lives only in this package.
 """
@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from scoring.cli import batch, demo, model, stream
+from scoring.cli import batch, demo, model, monitor, stream
 from scoring.errors import ScoringError
 from scoring.settings import Settings
 
@@ -36,6 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every command, each added by the module that runs it."""
     parser = argparse.ArgumentParser(prog="scoring", description=__doc__)
     commands = parser.add_subparsers(dest="command")
-    for commands_of in (demo, model, batch, stream):
+    for commands_of in (demo, model, batch, stream, monitor):
         commands_of.register(commands)
     return parser
