@@ -1,4 +1,4 @@
-"""Feature recipes and the columnar DictVectorizer: identical to the classic per-row path."""
+"""Feature presets and the columnar DictVectorizer: identical to the classic per-row path."""
 
 from __future__ import annotations
 
@@ -10,31 +10,32 @@ from hypothesis import strategies as st
 from sklearn.feature_extraction import DictVectorizer
 
 from scoring.errors import UnknownRecipe
-from scoring.model.features import build_features, get_recipe, records_for_vectorizer
+from scoring.model.declaration import preset
+from scoring.model.features import build_features, records_for_vectorizer
 from scoring.model.vectorize import transform_columns
 
 
 def test_pu_do_matches_the_tutorial_string_concatenation(rides):
-    features = get_recipe("ride_pu_do").build(rides)
+    features = build_features(preset("ride_pu_do"), rides)
     tutorial = rides["PULocationID"].astype(str) + "_" + rides["DOLocationID"].astype(str)
     assert features["PU_DO"].astype(str).tolist() == tutorial.tolist()
     assert features["trip_distance"].tolist() == rides["trip_distance"].tolist()
 
 
 def test_categorical_recipe_keeps_locations_as_strings(rides):
-    features = get_recipe("ride_categorical").build(rides)
+    features = build_features(preset("ride_categorical"), rides)
     assert features["PULocationID"].astype(str).tolist() == rides["PULocationID"].astype(str).tolist()
     assert list(features.columns) == ["PULocationID", "DOLocationID", "trip_distance"]
 
 
-def test_unknown_recipe_lists_the_known_ones():
+def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(UnknownRecipe, match="ride_categorical, ride_pu_do"):
-        get_recipe("nope")
+        preset("nope")
 
 
 @pytest.mark.parametrize("recipe", ["ride_pu_do", "ride_categorical"])
 def test_fast_path_equals_dv_transform_on_real_recipes(recipe, rides):
-    features = get_recipe(recipe).build(rides)
+    features = build_features(preset(recipe), rides)
     dv = DictVectorizer().fit(records_for_vectorizer(features.iloc[: len(features) // 2]))  # half: unknowns later
     fast = transform_columns(dv, features)
     naive = dv.transform(records_for_vectorizer(features))
@@ -92,5 +93,5 @@ def test_predictor_fast_and_naive_paths_agree_exactly(predictor, rides):
 
 def test_pu_do_labels_stay_exact_for_ids_too_large_to_pack():
     frame = pd.DataFrame({"PULocationID": [2**32 + 1, 7], "DOLocationID": [5, 2**40], "trip_distance": [1.0, 2.0]})
-    features = get_recipe("ride_pu_do").build(frame)
+    features = build_features(preset("ride_pu_do"), frame)
     assert features["PU_DO"].astype(str).tolist() == [f"{2**32 + 1}_5", f"7_{2**40}"]
