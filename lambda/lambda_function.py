@@ -1,4 +1,4 @@
-"""AWS Lambda entry point for Kinesis and SQS events: every ride of a batch is scored in one predict.
+"""AWS Lambda entry point for Kinesis and SQS events: every record of a batch is scored in one predict.
 
 Everything expensive happens once per container, at import (the cold start): settings, the verified
 model bundle (a path baked into the image, or s3:// via SCORING_MODEL_URI) and the output clients,

@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, bundle: ModelBundle | None = No
     # Werkzeug refuses a longer Content-Length and stops reading a chunked body here; the extra
     # byte lets /predict tell a chunked body that was cut off from one that fitted (api.read_body).
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes + 1
-    # Keep keys in the order written: {"duration", "model_name", "model_version"}, predictions first.
+    # Keep keys in the order written: {<output>, "model_name", "model_version"}, predictions first.
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     model = load_model(settings, bundle)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scoring.model.bundle import DEFAULT_ID_FIELD, DEFAULT_OUTPUT, Manifest
+from scoring.model.bundle import DEFAULT_OUTPUT, Manifest
 from scoring.model.schema import FieldSpec
 from scoring.settings import Settings
 
@@ -19,22 +19,29 @@ SECURITY_SCHEMES = {
 }
 
 
+ID_SCHEMA = {"type": ["string", "number"]}
+PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
+
+
 def field_schema(spec: FieldSpec) -> dict[str, Any]:
-    """JSON Schema of one input field; an optional field also admits null."""
+    """JSON Schema of one input field: type, bounds, allowed values; an optional field also admits null."""
     schema: dict[str, Any] = {"type": spec.type if spec.required else [spec.type, "null"]}
     if spec.minimum is not None:
         schema["minimum"] = spec.minimum
     if spec.maximum is not None:
         schema["maximum"] = spec.maximum
+    if spec.values is not None:
+        schema["enum"] = [*spec.values, *([] if spec.required else [None])]
     return schema
 
 
 def record_schema(manifest: Manifest | None) -> dict[str, Any]:
-    """One flat record: the manifest's inputs plus the optional id; other fields are allowed and ignored."""
+    """One flat record: the manifest's inputs plus its id field, if any; other fields are allowed and ignored."""
     if manifest is None:
         return {"type": "object", "description": "the model is not loaded, so its inputs are unknown"}
     properties = {spec.name: field_schema(spec) for spec in manifest.inputs}
-    properties[manifest.id_field] = {"type": ["string", "number"], "description": "echoed with the prediction"}
+    if manifest.id_field is not None:
+        properties[manifest.id_field] = {**ID_SCHEMA, "description": "echoed with the prediction"}
     return {
         "type": "object",
         "properties": properties,
@@ -69,7 +76,7 @@ def build_openapi(manifest: Manifest | None, settings: Settings) -> dict[str, An
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "ride-scoring prediction service",
+            "title": f"{manifest.name} prediction service" if manifest else "prediction service",
             "version": API_VERSION,
             "description": "Online predictions from the same scoring core as the batch and streaming modes.",
         },
@@ -80,20 +87,62 @@ def build_openapi(manifest: Manifest | None, settings: Settings) -> dict[str, An
 
 def _schemas(manifest: Manifest | None, settings: Settings) -> dict[str, Any]:
     """Request, response and error bodies, keyed by the manifest's output and id names."""
-    output = manifest.output if manifest else DEFAULT_OUTPUT
-    id_field = manifest.id_field if manifest else DEFAULT_ID_FIELD
+    answer = answer_properties(manifest)
     return {
         "Record": record_schema(manifest),
         "Batch": _batch_schema(settings.max_request_records),
         "Prediction": {
             "type": "object",
-            "properties": {output: {"type": "number"}, **MODEL_META},
-            "required": [output, "model_name", "model_version"],
+            "properties": {**answer, **MODEL_META},
+            "required": [*answer, "model_name", "model_version"],
             "additionalProperties": False,
         },
-        "BatchPrediction": _batch_prediction_schema(output, id_field),
+        "BatchPrediction": _batch_prediction_schema(answer, manifest.id_field if manifest else None),
         "Error": _error_schema(),
     }
+
+
+def answer_properties(manifest: Manifest | None) -> dict[str, Any]:
+    """The answer's fields, as RecordOutcome.answer writes them: the output, plus per-class probabilities on request.
+
+    The output is a number (a regression value, or a probability of the positive class), or in label
+    mode one of the class labels; `probabilities` maps each class, as text, to its probability.
+    """
+    if manifest is None:
+        return {DEFAULT_OUTPUT: {"type": "number"}}
+    classes = list(manifest.classes or [])
+    if manifest.returns in ("label", "probabilities") and classes:
+        output: dict[str, Any] = {"type": _json_types(classes), "enum": classes}
+    elif manifest.returns == "probability":
+        output = {**PROBABILITY, "description": f"the probability of class {manifest.positive_class!r}"}
+    else:
+        output = {"type": "number"}
+    properties = {manifest.output: output}
+    if manifest.returns == "probabilities":
+        properties["probabilities"] = {
+            "type": "object",
+            "properties": {str(label): PROBABILITY for label in classes},
+            "required": [str(label) for label in classes],
+            "additionalProperties": False,
+        }
+    return properties
+
+
+def _json_types(values: list[Any]) -> str | list[str]:
+    """The JSON Schema type(s) of some JSON values, one name when they share one."""
+    names = sorted(
+        {
+            "boolean"
+            if isinstance(v, bool)
+            else "integer"
+            if isinstance(v, int)
+            else "number"
+            if isinstance(v, float)
+            else "string"
+            for v in values
+        }
+    )
+    return names[0] if len(names) == 1 else names
 
 
 def _batch_schema(max_records: int) -> dict[str, Any]:
@@ -105,12 +154,12 @@ def _batch_schema(max_records: int) -> dict[str, Any]:
     }
 
 
-def _batch_prediction_schema(output: str, id_field: str) -> dict[str, Any]:
-    """Predictions in request order, each with the record's id when it had one."""
+def _batch_prediction_schema(answer: dict[str, Any], id_field: str | None) -> dict[str, Any]:
+    """Predictions in request order, each with the record's id when it had one (and the bundle names an id field)."""
     item = {
         "type": "object",
-        "properties": {output: {"type": "number"}, id_field: {"type": ["string", "number"]}},
-        "required": [output],
+        "properties": {**answer, **({id_field: ID_SCHEMA} if id_field else {})},
+        "required": list(answer),
         "additionalProperties": False,
     }
     return {

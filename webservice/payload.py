@@ -80,7 +80,7 @@ def parse_predict_body(body: bytes, max_records: int) -> PredictRequest:
     return PredictRequest(records=records, batch=True)
 
 
-def require_scored(outcomes: Sequence[RecordOutcome], records: Sequence[Any], id_field: str) -> None:
+def require_scored(outcomes: Sequence[RecordOutcome], records: Sequence[Any], id_field: str | None) -> None:
     """Raise InvalidInput naming every record the core rejected (invalid input, or a prediction that overflowed)."""
     problems = [
         (outcome.position, client_id(records[outcome.position], outcome, id_field), outcome.error)
@@ -91,29 +91,30 @@ def require_scored(outcomes: Sequence[RecordOutcome], records: Sequence[Any], id
         raise InvalidInput(f"record {problems[0][0]}: {problems[0][2]}", problems)
 
 
-def client_id(record: Any, outcome: RecordOutcome, id_field: str) -> str | int | float | None:
+def client_id(record: Any, outcome: RecordOutcome, id_field: str | None) -> str | int | float | None:
     """The record's id as the client sent it, when the id rule accepted it; nothing else is echoed.
 
     The core gives every outcome, a rejected record's too, the id's canonical text or None: an id that
     is NaN, infinite, a boolean, an object or overlong has none and is left out (its reason names the field).
     """
-    if outcome.record_id is None or not isinstance(record, dict):
+    if id_field is None or outcome.record_id is None or not isinstance(record, dict):
         return None
     return record.get(id_field)
 
 
 def render_single(outcome: RecordOutcome, manifest: Manifest) -> dict[str, Any]:
-    """`{"duration": x, "model_name": ..., "model_version": ...}`, keyed by the manifest's output name."""
-    return {manifest.output: outcome.prediction, "model_name": manifest.name, "model_version": manifest.version}
+    """`{<output>: answer, "model_name": ..., "model_version": ...}` (plus "probabilities" when the bundle returns them)."""
+    return {**outcome.answer(manifest.output), "model_name": manifest.name, "model_version": manifest.version}
 
 
 def render_batch(outcomes: Sequence[RecordOutcome], records: Sequence[Any], manifest: Manifest) -> dict[str, Any]:
     """Predictions in request order, each carrying the record's id when it had one."""
     predictions = []
+    id_field = manifest.id_field
     for outcome in outcomes:
-        prediction: dict[str, Any] = {manifest.output: outcome.prediction}
-        record_id = client_id(records[outcome.position], outcome, manifest.id_field)
-        if record_id is not None:
-            prediction[manifest.id_field] = record_id
+        prediction = outcome.answer(manifest.output)
+        record_id = client_id(records[outcome.position], outcome, id_field)
+        if id_field is not None and record_id is not None:
+            prediction[id_field] = record_id
         predictions.append(prediction)
     return {"predictions": predictions, "model_name": manifest.name, "model_version": manifest.version}

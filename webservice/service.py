@@ -85,7 +85,8 @@ def warm_up(predictor: Predictor) -> None:
     record: dict[str, Any] = {}
     for spec in predictor.schema.fields:
         if spec.type == "string":
-            record[spec.name] = "warm-up"
+            # A declared value, so the record passes validation and the model itself is exercised.
+            record[spec.name] = spec.values[0] if spec.values else "warm-up"
         else:
             lowest = spec.minimum if spec.minimum is not None else 0
             record[spec.name] = math.ceil(lowest) if spec.type == "integer" else float(lowest)

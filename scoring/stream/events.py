@@ -19,8 +19,9 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from scoring.errors import MalformedEvent
 from scoring.model.bundle import Manifest
@@ -33,20 +34,30 @@ from scoring.stream.sinks import KINESIS_MAX_PARTITION_KEY, ItemFailure, OutputM
 
 log = logging.getLogger(__name__)
 
-# The classic tutorial wraps the features: {"ride": {...}, "ride_id": 256}.
-RIDE_KEY = "ride"
 # 128 bits of sha256: no two records of a stream collide in practice, and the key stays short.
 KEY_HEX_DIGITS = 32
 
 
 @dataclass(frozen=True)
 class StreamItem:
-    """One event record: the id Lambda knows it by, its stable key, the record as received, and its ride or error."""
+    """One event record: the id Lambda knows it by, its stable key, the record as received, and its record or error.
+
+    `record_id` is the record's id as sent (None when a bundle without an id field got none).
+    """
 
     item_id: str
     key: str
     raw: Any = field(repr=False)
     record: dict[str, Any] | None = None
+    error: str | None = None
+    record_id: Any = None
+
+
+class Payload(NamedTuple):
+    """What one payload holds: the flat record to validate and its id as sent, or why there is none."""
+
+    record: dict[str, Any] | None
+    record_id: Any = None
     error: str | None = None
 
 
@@ -66,14 +77,17 @@ def record_key(source_arn: Any, item_id: str) -> str:
     return digest.hexdigest()[:KEY_HEX_DIGITS]
 
 
-def decode_event(event: Any, id_field: str) -> list[StreamItem]:
-    """One StreamItem per Kinesis or SQS record of `event`, in order; a bad payload fails only its item."""
+def decode_event(event: Any, id_field: str | None, inputs: AbstractSet[str] = frozenset()) -> list[StreamItem]:
+    """One StreamItem per Kinesis or SQS record of `event`, in order; a bad payload fails only its item.
+
+    `inputs` are the bundle's input names: a payload key that is one of them is never taken for a wrapper.
+    """
     if not isinstance(event, Mapping):
         raise MalformedEvent(f"the event is {_kind(event)}, not an object: it is not a Kinesis or SQS event")
     records = event.get("Records")
     if not isinstance(records, list):
         raise MalformedEvent("the event has no 'Records' list: it is not a Kinesis or SQS event")
-    return [_decode_record(position, raw, id_field) for position, raw in enumerate(records)]
+    return [_decode_record(position, raw, id_field, inputs) for position, raw in enumerate(records)]
 
 
 def _kind(value: Any) -> str:
@@ -81,73 +95,87 @@ def _kind(value: Any) -> str:
     return "null" if value is None else kinds.get(type(value), f"a {type(value).__name__}")
 
 
-def _decode_record(position: int, raw: Any, id_field: str) -> StreamItem:
+def _decode_record(position: int, raw: Any, id_field: str | None, inputs: AbstractSet[str]) -> StreamItem:
     item_id = wire.item_id(raw)
     # Without an identifier a record cannot be reported alone, so the whole batch must fail and be retried.
     if item_id is None:
         raise MalformedEvent(f"event record {position} is neither a Kinesis record nor an SQS message")
     key = record_key(raw.get("eventSourceARN"), item_id)
     try:
-        record, error = _read_payload(raw, id_field)
+        payload = _read_payload(raw, id_field, inputs)
     except Exception as exc:
         # Whatever else a record holds, reading it fails that record, never its batch.
-        record, error = None, f"the record could not be read ({type(exc).__name__})"
-    return StreamItem(item_id, key, raw, record=record, error=error)
+        payload = Payload(None, error=f"the record could not be read ({type(exc).__name__})")
+    return StreamItem(item_id, key, raw, record=payload.record, error=payload.error, record_id=payload.record_id)
 
 
-def _read_payload(raw: dict[str, Any], id_field: str) -> tuple[dict[str, Any] | None, str | None]:
+def _read_payload(raw: dict[str, Any], id_field: str | None, inputs: AbstractSet[str]) -> Payload:
     text, error = wire.payload_text(raw)
     if error is not None or text is None:
-        return None, error
-    return parse_payload(text, id_field)
+        return Payload(None, error=error)
+    return parse_payload(text, id_field, inputs)
 
 
-def parse_payload(text: str, id_field: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The flat ride record inside a JSON payload (tutorial-wrapped or flat), or why there is none."""
+def parse_payload(text: str, id_field: str | None, inputs: AbstractSet[str] = frozenset()) -> Payload:
+    """The flat record inside a JSON payload (flat, `{"ride": ...}` or `{"record": ...}`) and its id, or why not."""
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, f"the payload is not valid JSON ({exc.msg} at position {exc.pos})"
+        return Payload(None, error=f"the payload is not valid JSON ({exc.msg} at position {exc.pos})")
     except (ValueError, RecursionError):
         # Python's own limits: an integer of over 4300 digits, or nesting deeper than the stack.
-        return None, "the payload is valid JSON but too large or too deeply nested to read"
+        return Payload(None, error="the payload is valid JSON but too large or too deeply nested to read")
     if not isinstance(payload, dict):
-        return None, "the payload is not a JSON object"
-    record = payload
-    if RIDE_KEY in payload:
-        ride = payload[RIDE_KEY]
-        if not isinstance(ride, dict):
-            return None, f"field '{RIDE_KEY}': expected an object"
-        # The id sits beside "ride" in the tutorial shape; the features inside it.
-        record = {**ride, id_field: payload[id_field]} if id_field in payload else ride
-    id_error = _id_problem(record, id_field)
-    return (None, id_error) if id_error else (record, None)
+        return Payload(None, error="the payload is not a JSON object")
+    wrappers = [key for key in wire.WRAPPERS if key in payload and key not in inputs]
+    if len(wrappers) > 1:
+        return Payload(None, error=f"the payload has both '{wrappers[0]}' and '{wrappers[1]}': send one wrapper")
+    if not wrappers:
+        return _with_id(payload, payload.get(id_field) if id_field else None, id_field)
+    inner = payload[wrappers[0]]
+    if not isinstance(inner, dict):
+        return Payload(None, error=f"field '{wrappers[0]}': expected an object")
+    # The id sits beside the wrapper, under the id field's name (the course's shape) or "id"; else inside it.
+    beside = next((key for key in (id_field, wire.GENERIC_ID_KEY) if key and key in payload), None)
+    if beside is None:
+        return _with_id(inner, inner.get(id_field) if id_field else None, id_field)
+    record = {**inner, id_field: payload[beside]} if id_field else inner
+    return _with_id(record, payload[beside], id_field)
 
 
-def _id_problem(record: Mapping[str, Any], id_field: str) -> str | None:
-    """Each output names its ride, so a stream record without a usable id cannot be answered."""
-    text, reason = canonical_id(record.get(id_field))
+def _with_id(record: dict[str, Any], record_id: Any, id_field: str | None) -> Payload:
+    """The record and its id, or why the id cannot be used.
+
+    Each output names its record by the bundle's id field, so with one the id is required; a bundle
+    without an id field takes an id when one is sent (it is echoed) and answers without otherwise.
+    """
+    text, reason = canonical_id(record_id)
+    name = id_field or wire.GENERIC_ID_KEY
     if reason is not None:
-        return f"id field '{id_field}': {reason}"
-    return f"missing id field '{id_field}'" if text is None else None
+        return Payload(None, error=f"id field '{name}': {reason}")
+    if text is None:
+        return Payload(None, error=f"missing id field '{name}'") if id_field else Payload(record)
+    return Payload(record, record_id)
 
 
-def _output(manifest: Manifest, item: StreamItem, value: float) -> OutputMessage:
-    assert item.record is not None
-    # Echo the id as sent (256 stays a number), so consumers can match it to their ride; shard by its
-    # canonical text, so 256 and "256" keep one shard (by the record key if Kinesis could not take it).
-    record_id = item.record[manifest.id_field]
-    text = canonical_id(record_id)[0]
+def _output(manifest: Manifest, item: StreamItem, outcome: RecordOutcome) -> OutputMessage:
+    # Echo the id as sent (256 stays a number), so consumers can match it to their record; shard by its
+    # canonical text, so 256 and "256" keep one shard (by the record key if there is none or Kinesis could not take it).
+    text = canonical_id(item.record_id)[0]
     partition_key = text if text and len(text) <= KINESIS_MAX_PARTITION_KEY else item.key
-    return OutputMessage.of(
-        item.item_id, item.key, partition_key, wire.prediction_message(manifest, record_id, value, item.key)
-    )
+    message = wire.prediction_message(manifest, item.record_id, outcome.answer(manifest.output), item.key)
+    return OutputMessage.of(item.item_id, item.key, partition_key, message)
+
+
+def manifest_inputs(manifest: Manifest) -> frozenset[str]:
+    """The bundle's input names (never mistaken for a payload wrapper)."""
+    return frozenset(spec.name for spec in manifest.inputs)
 
 
 def score_event(predictor: Predictor, event: Any) -> StreamResult:
     """Decode every record, score the valid ones in one predict, encode their messages; say which items failed."""
     manifest = predictor.bundle.manifest
-    items = decode_event(event, manifest.id_field)
+    items = decode_event(event, manifest.id_field, manifest_inputs(manifest))
     reasons = {position: item.error for position, item in enumerate(items) if item.error is not None}
     positions = [position for position, item in enumerate(items) if item.record is not None]
     outcomes = _score_each_alone_if_needed(predictor, [items[p].record for p in positions])
@@ -157,7 +185,7 @@ def score_event(predictor: Predictor, event: Any) -> StreamResult:
             reasons[position] = outcome.error or "not scored"
             continue
         try:
-            outputs.append(_output(manifest, items[position], outcome.prediction))
+            outputs.append(_output(manifest, items[position], outcome))
         except Exception as exc:
             # Encoded before anything is written: one unencodable message fails its record, not a half-published batch.
             reasons[position] = f"the prediction message could not be built ({type(exc).__name__}: {str(exc)[:200]})"

@@ -152,7 +152,7 @@ def batches(messages: Sequence[OutputMessage], max_count: int, max_bytes: int) -
 
 @dataclass
 class KinesisSink:
-    """Writes messages to a Kinesis stream with PutRecords, keyed by record id so a ride keeps its shard."""
+    """Writes messages to a Kinesis stream with PutRecords, keyed by record id so a record's answers keep one shard."""
 
     stream_name: str
     client: Any = None

@@ -13,7 +13,12 @@ The partial-batch response (ReportBatchItemFailures): `{"batchItemFailures": [{"
 this handler adds `"predictions"`, which Lambda ignores. An exception, or an identifier not in the batch,
 fails the whole batch.
 
-A prediction message: `{"model", "version", "prediction": {<output>: value, <id field>: id}, "key"}`.
+A payload (Kinesis data or SQS body) is one JSON object: a flat record of the bundle's inputs (and its id
+field), the classic course's `{"ride": {...}, "<id field>": id}`, or the generic `{"record": {...}, "id": id}`.
+
+A prediction message: `{"model", "version", "prediction": {<output>: answer, <id key>: id}, "key"}`, where the
+answer is the number or class label (plus `"probabilities"` when the bundle returns them) and the id key is the
+manifest's id field, or `"id"` for a bundle without one (left out when the record came without an id).
 A dead letter: `{"key", "itemIdentifier", "reason", "record": <the event record, replayable>}` and,
 when the record had to be cut to fit SQS, `"dropped"` naming what was left out.
 """
@@ -33,6 +38,11 @@ KINESIS_SOURCE = "aws:kinesis"
 SQS_SOURCE = "aws:sqs"
 FAILURES = "batchItemFailures"
 ITEM_IDENTIFIER = "itemIdentifier"
+# The payload wrappers: the classic course's (the id beside it under the id field's name) and the generic one.
+RIDE_WRAPPER = "ride"
+GENERIC_WRAPPER = "record"
+WRAPPERS = (RIDE_WRAPPER, GENERIC_WRAPPER)
+GENERIC_ID_KEY = "id"
 
 
 # --- event records --------------------------------------------------------------------------------------------
@@ -143,14 +153,15 @@ def reported_failures(response: Any) -> set[str] | None:
 # --- what is published ----------------------------------------------------------------------------------------
 
 
-def prediction_message(manifest: Manifest, record_id: Any, value: float, key: str) -> dict[str, Any]:
-    """The published message: {"model", "version", "prediction": {output: value, id_field: id}, "key"}."""
-    return {
-        "model": manifest.name,
-        "version": manifest.version,
-        "prediction": {manifest.output: value, manifest.id_field: record_id},
-        "key": key,
-    }
+def message_id_key(manifest: Manifest) -> str:
+    """The key a prediction message names its record's id by: the manifest's id field, else the generic one."""
+    return manifest.id_field or GENERIC_ID_KEY
+
+
+def prediction_message(manifest: Manifest, record_id: Any, answer: dict[str, Any], key: str) -> dict[str, Any]:
+    """The published message: {"model", "version", "prediction": {**answer, id key: id}, "key"}."""
+    prediction = answer if record_id is None else {**answer, message_id_key(manifest): record_id}
+    return {"model": manifest.name, "version": manifest.version, "prediction": prediction, "key": key}
 
 
 def dead_letter_body(key: str, item: str, reason: str, record: Any, dropped: str | None = None) -> dict[str, Any]:

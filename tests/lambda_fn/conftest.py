@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.webservice.generic_bundles import GenericModel, build_fraud_bundle, build_risk_bundle
+
 EVENTS = Path(__file__).resolve().parent / "events"
 
 
@@ -15,3 +17,15 @@ EVENTS = Path(__file__).resolve().parent / "events"
 def recorded_event() -> Callable[[str], dict]:
     """Load a recorded Lambda event from tests/lambda_fn/events/ (a fresh copy each call)."""
     return lambda name: json.loads((EVENTS / name).read_text())
+
+
+@pytest.fixture(scope="session")
+def fraud_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
+    """A binary fraud classifier on amount, merchant and country, with no id field."""
+    return build_fraud_bundle(tmp_path_factory.mktemp("fraud") / "fraud" / "3")
+
+
+@pytest.fixture(scope="session")
+def risk_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
+    """A multiclass risk model returning per-class probabilities, its records named by case_id."""
+    return build_risk_bundle(tmp_path_factory.mktemp("risk") / "risk" / "7")

@@ -127,12 +127,12 @@ def test_tutorial_shape_and_flat_record_get_the_same_prediction(cold_start, reco
     ],
 )
 def test_payload_problems_are_named_without_echoing_the_record(payload, reason):
-    assert parse_payload(payload, "ride_id") == (None, reason)
+    assert parse_payload(payload, "ride_id") == (None, None, reason)
 
 
 def test_inner_id_is_used_when_the_wrapper_has_none():
-    record, error = parse_payload('{"ride": {"PULocationID": 1, "ride_id": 7}}', "ride_id")
-    assert error is None and record == {"PULocationID": 1, "ride_id": 7}
+    record, record_id, error = parse_payload('{"ride": {"PULocationID": 1, "ride_id": 7}}', "ride_id")
+    assert error is None and record == {"PULocationID": 1, "ride_id": 7} and record_id == 7
 
 
 @pytest.mark.parametrize(
@@ -173,5 +173,5 @@ def test_cold_start_refuses_an_output_without_its_destination(cold_start):
 
 @pytest.mark.parametrize("payload", ['{"ride_id": ' + "9" * 5000 + "}", "[" * 100_000 + "]" * 100_000])
 def test_payloads_beyond_pythons_json_limits_fail_alone(payload):
-    record, reason = parse_payload(payload, "ride_id")
+    record, _, reason = parse_payload(payload, "ride_id")
     assert record is None and reason == "the payload is valid JSON but too large or too deeply nested to read"

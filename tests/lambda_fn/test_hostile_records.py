@@ -36,14 +36,14 @@ def kinesis_event(payloads: list[str], arn: str = ARN) -> dict:
 
 def refuse_distance(handler, distance: float) -> None:
     """Make the loaded model raise on one trip distance (SIMULATED: a transformer refusing a value the validator let in)."""
-    real_predict = handler.HANDLER.predictor.predict
+    real_predict = handler.HANDLER.predictor.predict_with_probabilities
 
     def predict(inputs):
         if (inputs["trip_distance"] == distance).any():
             raise ValueError(f"cannot transform {distance}")
         return real_predict(inputs)
 
-    handler.HANDLER.predictor.predict = predict
+    handler.HANDLER.predictor.predict_with_probabilities = predict
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_a_model_that_fails_on_every_record_fails_the_batch_for_a_retry(outputs)
     def predict(inputs):
         raise MemoryError("simulated")
 
-    handler.HANDLER.predictor.predict = predict
+    handler.HANDLER.predictor.predict_with_probabilities = predict
     # When a batch arrives, then the invocation fails, so Lambda retries it, and nothing is dead-lettered
     with pytest.raises(MemoryError):
         handler.lambda_handler(kinesis_event([ride(1), ride(2)]), None)
