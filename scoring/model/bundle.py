@@ -71,7 +71,7 @@ class Manifest:
     task: str = "regression"
     classes: tuple[Any, ...] | None = None
     positive_class: Any = None
-    returns: str = "value"
+    returns: str = ""  # empty: the task's default (RETURNS)
     source: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -81,6 +81,8 @@ class Manifest:
         else:
             object.__setattr__(self, "features", tuple(self.features))
         object.__setattr__(self, "inputs", tuple(self.inputs))
+        if not self.returns and self.task in RETURNS:
+            object.__setattr__(self, "returns", RETURNS[self.task][0])
 
     @property
     def declaration(self) -> Declaration:
