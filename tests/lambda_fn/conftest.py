@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.webservice.generic_bundles import GenericModel, build_fraud_bundle, build_risk_bundle
+from tests.webservice.generic_bundles import GenericModel, build_fraud_bundle, build_risk_bundle, import_fraud_bundle
 
 EVENTS = Path(__file__).resolve().parent / "events"
 
@@ -29,3 +29,9 @@ def fraud_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
 def risk_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
     """A multiclass risk model returning per-class probabilities, its records named by case_id."""
     return build_risk_bundle(tmp_path_factory.mktemp("risk") / "risk" / "7")
+
+
+@pytest.fixture(scope="session")
+def imported_fraud_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
+    """The fraud classifier imported from its pickle with no --features: every name in its manifest was inferred."""
+    return import_fraud_bundle(tmp_path_factory.mktemp("imported"))

@@ -130,3 +130,20 @@ def test_published_messages_carry_the_manifests_names(cold_start, fraud_model, n
         {"fraud_probability": probability},
         {"fraud_probability": probability, "id": "t-9"},
     ]
+
+
+@pytest.mark.parametrize("source", list(EVENTS))
+def test_a_classifier_imported_with_no_features_answers_predict_proba(cold_start, imported_fraud_model, source):
+    # Given a handler around the fraud pickle imported with no --features
+    handler = cold_start(SCORING_MODEL_URI=str(imported_fraud_model.directory))
+    transactions = fraud_transactions(40, seed=78)
+    # When the transactions arrive in the generic wrapper
+    response = handler.lambda_handler(
+        EVENTS[source]([{"record": t, "id": i} for i, t in enumerate(transactions)]), None
+    )
+    # Then every message is predict_proba[:, 1] of its transaction, under its id
+    assert response["batchItemFailures"] == []
+    expected = imported_fraud_model.predict_proba(transactions)[:, 1].tolist()
+    assert [m["prediction"] for m in response["predictions"]] == [
+        {"fraud_probability": p, "id": i} for i, p in enumerate(expected)
+    ]

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from scoring.model.bundle import ModelBundle
 from scoring.settings import Settings
-from tests.webservice.generic_bundles import GenericModel, build_fraud_bundle, build_risk_bundle
+from tests.webservice.generic_bundles import GenericModel, build_fraud_bundle, build_risk_bundle, import_fraud_bundle
 from webservice import create_app
 
 # The classic tutorial payload: it must work exactly as written.
@@ -49,3 +49,9 @@ def fraud_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
 def risk_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
     """A multiclass risk model returning per-class probabilities, its records named by case_id."""
     return build_risk_bundle(tmp_path_factory.mktemp("risk") / "risk" / "7")
+
+
+@pytest.fixture(scope="session")
+def imported_fraud_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
+    """The fraud classifier imported from its pickle with no --features: every name in its manifest was inferred."""
+    return import_fraud_bundle(tmp_path_factory.mktemp("imported"))

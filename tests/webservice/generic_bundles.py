@@ -2,7 +2,8 @@
 
 They prove the adapters serve whatever a bundle declares with no code change: nothing in webservice/,
 lambda/ or scoring/stream/ may know the names amount, merchant, country, age or region.
-The manifests are written as the contract (notes/contract13.md) spells `model.json`.
+Two manifests are written by hand as the contract (notes/contract13.md) spells `model.json` (bounds and
+allowed values included); one bundle is made by `scoring model import` from the bare pickle, everything inferred.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from scoring.model.bundle import ModelBundle, load_bundle, sha256_of
+from scoring.model.importing import ImportRequest, import_source
 from scoring.model.trust import BundleTrust
 
 COUNTRIES = ["DE", "FR", "NG", "US"]
@@ -82,8 +84,8 @@ def risk_cases(n: int, seed: int = 6) -> list[dict[str, Any]]:
     return [{"age": int(rng.integers(18, 90)), "region": REGIONS[int(rng.integers(len(REGIONS)))]} for _ in range(n)]
 
 
-def build_fraud_bundle(directory: Path) -> GenericModel:
-    """A (DictVectorizer, LogisticRegression) fraud classifier, pickled, with no id field; returns P(fraud = 1)."""
+def train_fraud_model() -> tuple[DictVectorizer, LogisticRegression]:
+    """A (DictVectorizer, LogisticRegression) fraud classifier on amount, merchant and country; label 1 is fraud."""
     records = fraud_transactions(600)
     score = np.array(
         [r["amount"] / 150 + (r["merchant"] == "casino") * 1.5 + (r["country"] == "NG") * 1.2 for r in records]
@@ -91,6 +93,11 @@ def build_fraud_bundle(directory: Path) -> GenericModel:
     labels = (score + np.random.default_rng(1).normal(0, 0.7, len(records)) > 1.8).astype(int)
     vectorizer = DictVectorizer()
     estimator = LogisticRegression(max_iter=2000).fit(vectorizer.fit_transform(records), labels)
+    return vectorizer, estimator
+
+
+def build_fraud_bundle(directory: Path) -> GenericModel:
+    """The fraud classifier, pickled, its manifest written by hand (with bounds and allowed countries), no id field."""
     manifest = {
         "name": "fraud",
         "version": "3",
@@ -104,7 +111,18 @@ def build_fraud_bundle(directory: Path) -> GenericModel:
         "positive_class": 1,
         "returns": "probability",
     }
-    return _write(directory, (vectorizer, estimator), manifest)
+    return _write(directory, train_fraud_model(), manifest)
+
+
+def import_fraud_bundle(work: Path) -> GenericModel:
+    """The fraud classifier as a user hands it over: a pickle, imported with no --features (the importer infers them)."""
+    model = train_fraud_model()
+    pickled = work / "fraud.pkl"
+    pickled.write_bytes(pickle.dumps(model))
+    request = ImportRequest(source=str(pickled), name="fraud", version="4", id_field=None, output="fraud_probability")
+    directory = work / "fraud" / "4"
+    import_source(request, str(directory))
+    return GenericModel(directory, load_bundle(str(directory), BundleTrust.of_bundle(str(directory))), model)
 
 
 def build_risk_bundle(directory: Path) -> GenericModel:

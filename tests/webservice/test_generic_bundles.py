@@ -134,3 +134,18 @@ def test_a_single_multiclass_answer_matches_its_documented_schema(risk_client, r
     prediction = risk_client.get("/openapi.json").get_json()["components"]["schemas"]["Prediction"]
     assert prediction["properties"]["risk"] == {"type": "string", "enum": RISK_CLASSES}
     assert prediction["properties"]["probabilities"]["required"] == RISK_CLASSES
+
+
+def test_a_classifier_imported_with_no_features_is_served_as_predict_proba(make_app, imported_fraud_model):
+    # Given the fraud pickle imported with no --features (inputs, features, task and classes all inferred)
+    client = make_app(bundle=imported_fraud_model.bundle).test_client()
+    transactions = fraud_transactions(100, seed=77)
+    # When the transactions are posted
+    response = client.post("/predict", json={"records": transactions})
+    # Then every answer is predict_proba[:, 1], and the document names the inferred inputs
+    assert response.status_code == 200, response.get_json()
+    expected = imported_fraud_model.predict_proba(transactions)[:, 1].tolist()
+    assert [p["fraud_probability"] for p in response.get_json()["predictions"]] == expected
+    document = client.get("/openapi.json").get_json()
+    validate(document)
+    assert set(document["components"]["schemas"]["Record"]["properties"]) == {"amount", "merchant", "country"}
