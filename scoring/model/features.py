@@ -18,8 +18,8 @@ import pandas as pd
 from scoring.model.declaration import PRESETS, Declaration, FeatureSpec, preset
 from scoring.model.schema import FieldSpec
 
-# The codes of a text feature (-1: no value) and the text of each code.
-Coded = tuple[np.ndarray, list[str]]
+# The codes of a text feature (-1: no value) and the text of each code (an object array of str).
+Coded = tuple[np.ndarray, np.ndarray]
 
 
 def build_features(declaration: Declaration, inputs: pd.DataFrame) -> pd.DataFrame:
@@ -35,7 +35,7 @@ def build_features(declaration: Declaration, inputs: pd.DataFrame) -> pd.DataFra
             continue
         parts = [_coded_input(declaration.input(name), inputs[name], coded) for name in feature.inputs]
         codes, labels = parts[0] if len(parts) == 1 else _concat(parts, feature.separator)
-        columns[feature.name] = pd.Categorical.from_codes(codes, categories=labels)
+        columns[feature.name] = pd.Categorical.from_codes(codes, categories=pd.Index(labels, dtype=object))
     return pd.DataFrame(columns, index=inputs.index)
 
 
@@ -49,16 +49,17 @@ def _coded_input(spec: FieldSpec, column: pd.Series, cache: dict[str, Coded]) ->
 def _code(spec: FieldSpec, column: pd.Series) -> Coded:
     if spec.type == "string":
         codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
-        return codes, [str(value) for value in uniques]
+        return codes, _as_objects([str(value) for value in uniques])
     if spec.type == "integer":
         present = column.notna().to_numpy()
         values = column.to_numpy(dtype=np.int64, na_value=0)
         codes, uniques = pd.factorize(values)
-        return np.where(present, codes, -1), [str(value) for value in uniques.tolist()]
+        return np.where(present, codes, -1), _as_objects([str(value) for value in uniques.tolist()])
     # A float's text is its repr; factorize its bits, since 0.0 and -0.0 compare equal but print differently.
     floats = column.to_numpy(dtype=np.float64, na_value=np.nan)
     codes, uniques = pd.factorize(floats.view(np.int64))
-    return np.where(np.isnan(floats), -1, codes), [str(value) for value in uniques.view(np.float64).tolist()]
+    texts = [str(value) for value in uniques.view(np.float64).tolist()]
+    return np.where(np.isnan(floats), -1, codes), _as_objects(texts)
 
 
 def _concat(parts: list[Coded], separator: str) -> Coded:
@@ -67,7 +68,7 @@ def _concat(parts: list[Coded], separator: str) -> Coded:
     for codes, _ in parts:
         missing |= codes < 0
     if missing.all():
-        return np.full(len(missing), -1, dtype=np.int64), []
+        return np.full(len(missing), -1, dtype=np.int64), _as_objects([])
     # Fold the inputs in one at a time, refactorizing, so the combined key stays below rows * distinct values.
     combined = np.where(missing, 0, parts[0][0]).astype(np.int64)
     members: list[np.ndarray] = [np.arange(len(parts[0][1]), dtype=np.int64)]
@@ -76,14 +77,21 @@ def _concat(parts: list[Coded], separator: str) -> Coded:
         key = combined * width + np.where(missing, 0, codes)
         combined, keys = pd.factorize(key)
         members = [member[keys // width] for member in members] + [keys % width]
-    texts = [
-        separator.join(labels[i] for labels, i in zip((p[1] for p in parts), combo, strict=True))
-        for combo in zip(*(m.tolist() for m in members), strict=True)
-    ]
+    # Object arrays add elementwise in C: each distinct combination's text, without a Python loop per row.
+    texts = parts[0][1][members[0]]
+    for (_, labels), member in zip(parts[1:], members[1:], strict=True):
+        texts = texts + separator + labels[member]
     # Different combinations can print the same ("a_b" + "c" and "a" + "b_c"): they are the same feature.
-    text_codes, distinct = pd.factorize(np.array(texts, dtype=object))
+    text_codes, distinct = pd.factorize(texts)
     codes = np.where(missing, -1, text_codes[combined] if len(texts) else -1)
-    return codes, [str(text) for text in distinct]
+    return codes, np.asarray(distinct, dtype=object)
+
+
+def _as_objects(labels: list[str]) -> np.ndarray:
+    """Texts as a 1-d object array (np.array would make a fixed-width unicode array)."""
+    array = np.empty(len(labels), dtype=object)
+    array[:] = labels
+    return array
 
 
 def records_for_vectorizer(features: pd.DataFrame) -> list[dict[str, object]]:

@@ -28,7 +28,7 @@ def transform_columns(dv: DictVectorizer, features: pd.DataFrame) -> sp.csr_matr
         column_values[:, position] = values
     # DictVectorizer lists each row's features in vocabulary order; a sum over a row (a linear model's dot
     # product) depends on that order in its last bit, so the columns are put in the same order here.
-    if features.shape[1] > 1:
+    if features.shape[1] > 1 and (np.diff(column_indices, axis=1) < 0).any():
         order = np.argsort(column_indices, axis=1, kind="stable")
         column_indices = np.take_along_axis(column_indices, order, axis=1)
         column_values = np.take_along_axis(column_values, order, axis=1)
@@ -52,7 +52,7 @@ def _encode_column(
         categorical = column.astype("category") if not isinstance(column.dtype, pd.CategoricalDtype) else column
         codes = categorical.cat.codes.to_numpy()
         lookup = np.array(
-            [vocabulary.get(f"{name}{separator}{category}", -1) for category in categorical.cat.categories],
+            [vocabulary.get(f"{name}{separator}{category}", -1) for category in categorical.cat.categories.tolist()],
             dtype=np.int64,
         )
         # Code -1 is a missing value: DictVectorizer has no feature for it either.
