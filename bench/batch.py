@@ -30,13 +30,14 @@ import sqlalchemy as sa
 
 from scoring.batch import score_partition
 from scoring.batch.partitions import PartitionKey
-from scoring.batch.store.engines import make_engine, normalize_url, upgrade
-from scoring.batch.store.writes import COPY_SQL
+from scoring.batch.store.engines import make_engine, upgrade
+from scoring.batch.store.writes import COPY_COLUMNS, COPY_SQL
 from scoring.demo.synthetic import generate_rides
 from scoring.demo.training import train_demo_bundle
 from scoring.model.bundle import load_bundle
 from scoring.model.predict import Predictor
 from scoring.model.trust import BundleTrust
+from scoring.settings import normalize_database_url
 
 KEY = PartitionKey.parse("2026-02-01T00")
 ROWS_PER_FILE = 500_000
@@ -55,13 +56,13 @@ def write_input(root: str, rows: int) -> None:
 
 def fresh_schema(base_url: str) -> str:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
-    with sa.create_engine(normalize_url(base_url)).begin() as conn:
+    with sa.create_engine(normalize_database_url(base_url)).begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
     return schema
 
 
 def drop_schema(base_url: str, schema: str) -> None:
-    with sa.create_engine(normalize_url(base_url)).begin() as conn:
+    with sa.create_engine(normalize_database_url(base_url)).begin() as conn:
         conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
 
 
@@ -91,7 +92,7 @@ def run_engine(predictor: Predictor, engine: sa.Engine, root: str, staging: str)
 def raw_copy_seconds(engine: sa.Engine) -> tuple[float, int]:
     """Export what the engine stored, truncate, and time only the COPY of those rows back in."""
     with engine.connect() as conn:
-        frame = pd.read_sql(sa.text("SELECT * FROM predictions"), conn)
+        frame = pd.read_sql(sa.text(f"SELECT {', '.join(COPY_COLUMNS)} FROM predictions"), conn)
     rows = len(frame)
     buffer = io.BytesIO()
     pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer, pacsv.WriteOptions(include_header=False))

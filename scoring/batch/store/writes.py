@@ -1,6 +1,6 @@
 """The predictions store: one transaction publishes a partition's run, replacing what was there.
 
-PostgreSQL gets COPY (streamed from the staged Parquet, batch by batch); SQLite gets batched
+PostgreSQL gets a binary COPY (streamed from the staged Parquet, batch by batch); SQLite gets batched
 INSERTs inside the same kind of transaction, so both give the same exactly-once semantics.
 """
 
@@ -19,6 +19,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from scoring.batch.store import pgcopy
 from scoring.batch.store.tables import predictions, rejected_records, scoring_runs
 from scoring.errors import DuplicateRecordIds
 
@@ -34,6 +35,8 @@ def copy_sql(extras: tuple[str, ...] = ()) -> str:
 
 
 COPY_SQL = copy_sql()
+# The binary COPY's columns: the run's constants, then the prediction and the record id (pgcopy's row layout).
+BINARY_COLUMNS = ("job", "partition_key", "model_name", "model_version", "run_id", "scored_at", "prediction", "record_id")
 
 
 @dataclass(frozen=True)
@@ -141,11 +144,31 @@ def _with_run_columns(run: RunRecord, batch: PredictionBatch) -> pa.Table:
     )
 
 
-def _copy_predictions(conn: Connection, run: RunRecord, batches: Iterable[PredictionBatch]) -> None:
-    """One COPY for the whole run, fed through a pipe by a thread that renders CSV batch by batch.
+def binary_copy_sql(extras: tuple[str, ...] = ()) -> str:
+    """The binary COPY statement: the run's constants first, then the per-row fields (see pgcopy)."""
+    return f"COPY predictions ({', '.join((*BINARY_COLUMNS, *extras))}) FROM STDIN WITH (FORMAT binary)"
 
-    Arrow renders CSV without the GIL while the server parses and indexes the previous batch, so
-    the client-side work hides behind the server's.
+
+def _binary_batch(run: RunRecord, batch: PredictionBatch) -> pa.Buffer:
+    rows = batch.rows
+    texts = (run.job, run.partition_key, run.model_name, run.model_version, run.run_id)
+    extras = [name for name in CLASS_COLUMNS if name in rows.column_names]
+    head = pgcopy.constant_head(len(BINARY_COLUMNS) + len(extras), texts, batch.scored_at)
+    labels = [rows.column("label")] if "label" in extras else []
+    return pgcopy.binary_rows(
+        head,
+        rows.column("prediction").to_numpy(),
+        [rows.column("record_id"), *labels],
+        rows.column("probabilities") if "probabilities" in extras else None,
+    )
+
+
+def _copy_predictions(conn: Connection, run: RunRecord, batches: Iterable[PredictionBatch]) -> None:
+    """One binary COPY for the whole run, fed through a pipe by a thread that builds it batch by batch.
+
+    Arrow builds each batch's rows without the GIL while the server inserts and indexes the previous
+    batch (and the staged Parquet behind `batches` is read in the same thread), so the client-side
+    work hides behind the server's.
     """
     import psycopg2.errors
 
@@ -154,16 +177,18 @@ def _copy_predictions(conn: Connection, run: RunRecord, batches: Iterable[Predic
     first = next(pending, None)
     if first is None:
         return
-    sql = copy_sql(tuple(name for name in CLASS_COLUMNS if name in first.rows.column_names))
+    sql = binary_copy_sql(tuple(name for name in CLASS_COLUMNS if name in first.rows.column_names))
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
 
     def produce() -> None:
         with open(write_fd, "wb") as sink:
             try:
+                sink.write(pgcopy.HEADER)
                 for batch in itertools.chain([first], pending):
                     if batch.rows.num_rows:
-                        pacsv.write_csv(_with_run_columns(run, batch), sink, CSV_OPTIONS)
+                        sink.write(_binary_batch(run, batch))
+                sink.write(pgcopy.TRAILER)
             except BrokenPipeError:
                 pass  # the COPY failed and closed the pipe; its error is the one that matters
             except BaseException as exc:  # re-raised in the caller's thread
@@ -179,6 +204,8 @@ def _copy_predictions(conn: Connection, run: RunRecord, batches: Iterable[Predic
             except psycopg2.errors.UniqueViolation as exc:
                 raise DuplicateRecordIds(str(exc).splitlines()[0]) from exc
             except psycopg2.Error as exc:
+                if failure:  # the stream broke off because building it failed: that is the error to report
+                    raise failure[0] from exc
                 # The raw driver error, wrapped as SQLAlchemy wraps every other statement's, so callers see one kind.
                 raise DBAPIError.instance(sql, None, exc, psycopg2.Error, hide_parameters=True) from exc
     finally:
