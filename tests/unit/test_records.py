@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from scoring.model.predict import NON_FINITE_PREDICTION, split_finite
-from scoring.model.records import score_records
+from scoring.model.records import RecordOutcome, score_records
 from tests.conftest import predict_valid
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 4.5}
@@ -52,3 +52,16 @@ def test_split_finite_moves_overflowed_rows_to_the_rejects_in_row_order():
     # Then the overflowed row joins the rejects with the one reason, in input order
     assert kept.index.tolist() == [0, 3] and values.tolist() == [1.5, 2.5]
     assert reasons.to_dict() == {1: "bad input", 2: NON_FINITE_PREDICTION}
+
+
+def test_a_regressor_answers_its_value_under_the_output_name(predictor):
+    # Given a ride scored by the demo regressor
+    outcome = score_records(predictor, [RIDE])[0]
+    # Then its answer is the prediction under the output name, with no label and no probabilities
+    assert outcome.label is None and outcome.probabilities is None
+    assert outcome.answer("duration") == {"duration": outcome.prediction}
+
+
+def test_an_answer_prefers_the_label_and_adds_probabilities_when_there_are_some():
+    outcome = RecordOutcome(0, "a", prediction=1.0, label="high", probabilities={"high": 0.75, "low": 0.25})
+    assert outcome.answer("risk") == {"risk": "high", "probabilities": {"high": 0.75, "low": 0.25}}

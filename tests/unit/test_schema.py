@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring.model.features import get_recipe
+from scoring.model.declaration import preset
 from scoring.model.schema import InputSchema
 
-SCHEMA = InputSchema(fields=get_recipe("ride_pu_do").inputs, id_field="ride_id")
+SCHEMA = InputSchema(fields=preset("ride_pu_do").inputs, id_field="ride_id")
 GOOD = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
 
