@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import (
     Asset,
+    AssetAlias,
     CronDataIntervalTimetable,
     Param,
     PokeReturnValue,
@@ -51,6 +52,16 @@ def predictions_asset(dag_id: str) -> Asset:
     return Asset(name=f"{dag_id}.predictions", uri=f"scoring://predictions/{dag_id}")
 
 
+def drift_asset(dag_id: str) -> Asset:
+    """The Asset a publish whose partition drifted updates: a retraining DAG can be scheduled on it."""
+    return Asset(name=f"{dag_id}.drift", uri=f"scoring://drift/{dag_id}")
+
+
+def drift_alias(dag_id: str) -> AssetAlias:
+    """The publish's outlet for drift: through an alias, the event is emitted only when something drifted."""
+    return AssetAlias(name=f"{dag_id}.drift_alias")
+
+
 def _settings():
     """Settings from the worker's environment, with the trigger form's overrides applied."""
     return run_tasks.settings_for(get_current_context()["params"])
@@ -74,20 +85,24 @@ verifies the model bundle (it must lie below a trusted root) and lists the parti
 the plan to XCom, nothing to the database. **Fails at once** for a database that needs
 `scoring db upgrade`, a missing or untrusted bundle, a bad job name, or an *Id field* that is one
 of the model's inputs; retries when the database is unreachable.""",
-        "list_shards": """Turns the plan's files into one shard index per file, so that `score_shard` maps
-over them. Reads the plan from XCom and writes nothing else. Fails only if the plan is missing,
-which means `plan` itself failed; look there.""",
-        "score_shard": """Scores one file of the partition with the planned model, in bounded chunks, and
-stages its predictions and rejected rows as Parquet under the staging root; nothing is published
-yet. Rows are named by the id column, or in a file without it by `<file>:<row>`. **Fails at
+        "list_shards": """Turns the plan's shards into one index per shard, so that `score_shard` maps
+over them. A shard is about *Shard rows* rows: small files grouped, a large Parquet file split at
+its row groups. Reads the plan from XCom and writes nothing else. Fails only if the plan is
+missing, which means `plan` itself failed; look there.""",
+        "score_shard": """Scores one shard of the partition (its files, or row groups of a file) with the
+planned model, in bounded chunks, and stages its predictions, rejected rows and monitoring
+statistics under the staging root; nothing is published yet. Rows are named by the id column, or in a file without it by `<file>:<row>`. **Fails at
 once** for an unreadable file, a file without the id column when the run requires one, or a changed
 bundle; other errors retry. A failure
 that will not be retried is recorded in `scoring_runs` with the shard and its reason.""",
         "publish": """Publishes every staged shard in ONE transaction: deletes the partition's old rows
 and inserts the new ones into `predictions`, `rejected_records` and `partition_metrics`, and records
 the run in `scoring_runs`. Then updates the predictions Asset, whose event carries the partition,
-the row counts, the model and the scoring run id. **Fails at once**, publishing nothing, when the
-reject rate passes the threshold; retries when the database refuses the transaction.""",
+the row counts, the model and the scoring run id. When a feature or the prediction drifted past
+the *Drift threshold* it logs one warning naming them and updates the drift Asset
+(`scoring://drift/<dag_id>`) with the partition and features; drift never fails the run. **Fails
+at once**, publishing nothing, when the reject rate passes the threshold; retries when the
+database refuses the transaction.""",
         "cleanup": """A teardown: runs after publish whatever its outcome. Removes this run's staged
 files, records a run that ended without a publish outcome as failed in `scoring_runs`, and sweeps
 staging left by killed runs. It does not decide the run's state; if it fails, staging may remain
@@ -106,6 +121,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
     # or backfill run at 03:00 scores exactly what the scheduled 03:00 run scores.
     timetable = CronDataIntervalTimetable(CRON[cadence], timezone="UTC")
     asset = predictions_asset(dag_id)
+    drifted_asset, drifted_alias = drift_asset(dag_id), drift_alias(dag_id)
     period, example = PERIOD[cadence], EXAMPLE[cadence]
     docs = task_docs(cadence)
     # The form shows the values a run would use, read as the deployment's workers read them (Settings is
@@ -180,6 +196,24 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
                 description="Fail the run on a file without the id column instead of naming its rows by "
                 "file and row. The bundle's id_required turns this on for every run.",
             ),
+            "shard_rows": Param(
+                deployed.shard_rows if deployed else None,
+                type=["null", "integer"],
+                minimum=1,
+                title="Shard rows",
+                description="About how many rows one score_shard task scores: small files are grouped, a "
+                "large Parquet file is split at its row groups (a CSV file stays whole). The default is "
+                "this deployment's SCORING_SHARD_ROWS; empty means that setting too.",
+            ),
+            "drift_threshold": Param(
+                deployed.drift_threshold if deployed else 0.1,
+                type=["null", "number"],
+                exclusiveMinimum=0,
+                title="Drift threshold",
+                description="A feature or the prediction drifts when its drift statistic (Wasserstein "
+                "distance normed by the reference's spread for numbers, Jensen-Shannon distance for text) "
+                "passes this. Drift never fails the run: it is logged and updates the drift Asset.",
+            ),
         },
     )
     def scoring():
@@ -224,7 +258,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
 
         @task(doc_md=docs["list_shards"])
         def list_shards(plan: dict) -> list[int]:
-            return list(range(len(plan["files"])))
+            return run_tasks.shard_indexes(plan)
 
         @task(max_active_tis_per_dagrun=8, doc_md=docs["score_shard"])
         def score_shard(plan: dict, index: int) -> dict:
@@ -233,13 +267,18 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
                 return run_tasks.score_shard(_settings(), plan, index, last_try=ti.try_number > ti.max_tries)
 
         # The summary is logged once, as one line, by run_tasks.publish: not again as "Returned value was".
-        @task(outlets=[asset], show_return_value_in_logs=False, doc_md=docs["publish"])
+        @task(outlets=[asset, drifted_alias], show_return_value_in_logs=False, doc_md=docs["publish"])
         def publish(plan: dict, shard_results: list[dict]) -> dict:
             # One slice fetches every shard's result in a single request; list() fetches them one by one
             # and stops on a lookup past the last shard, which the worker logs as "ERROR XCom not found".
             with task_errors():
                 summary = run_tasks.publish(_settings(), plan, shard_results[:])
-            get_current_context()["outlet_events"][asset].extra = run_tasks.asset_extra(summary)
+            events = get_current_context()["outlet_events"]
+            events[asset].extra = run_tasks.asset_extra(summary)
+            drift = run_tasks.drift_extra(summary, dag_id)
+            if drift is not None:
+                # Added to the alias only when something drifted: a clean partition emits no drift event.
+                events[drifted_alias].add(drifted_asset, extra=drift)
             return summary
 
         # A teardown: it runs once publish is done whatever its outcome (all done, as no setup task is

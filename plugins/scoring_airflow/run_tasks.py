@@ -35,6 +35,8 @@ def settings_for(params: Mapping[str, Any]) -> Settings:
         model_uri=params.get("model_uri") or None,
         reject_threshold=params.get("reject_threshold"),
         dataset=params.get("dataset") or None,
+        shard_rows=params.get("shard_rows") or None,
+        drift_threshold=params.get("drift_threshold") or None,
     )
 
 
@@ -186,20 +188,28 @@ def plan(
         model=manifest,
         id_field=id_field,
         require_id=require_id,
+        shard_rows=settings.shard_rows,
     )
     log.info(
-        "run %s scores %d file(s) of %s with %s v%s",
+        "run %s scores %d file(s) of %s in %d shard(s) of about %d rows with %s v%s",
         run_id,
         len(run_plan.files),
         partition,
+        run_plan.shard_count(),
+        settings.shard_rows,
         manifest.name,
         manifest.version,
     )
     return run_plan.to_dict()
 
 
+def shard_indexes(plan: dict) -> list[int]:
+    """One index per shard of the plan, for score_shard to map over (a plan without shards: one per file)."""
+    return list(range(len(plan.get("shards") or plan["files"])))
+
+
 def score_shard(settings: Settings, plan: dict, index: int, *, last_try: bool = True) -> dict:
-    """Score one file of the run; the result is staged, nothing is published yet.
+    """Score one shard of the run (its files or row groups); the result is staged, nothing is published yet.
 
     A failure that will not be retried (the last try, or an error no retry fixes) is recorded as the
     run's failure with the shard's real reason, unless the run already has a record, then re-raised.
@@ -249,10 +259,37 @@ def publish(settings: Settings, plan: dict, shard_results: list[dict]) -> dict:
     with predictions_db(settings) as engine:
         require_current(engine)
         summary = batch.publish_planned_run(
-            engine, run_plan, shards, BundleTrust.from_settings(settings), reject_threshold=settings.reject_threshold
+            engine,
+            run_plan,
+            shards,
+            BundleTrust.from_settings(settings),
+            reject_threshold=settings.reject_threshold,
+            drift_threshold=settings.drift_threshold,
         )
     log.info("%s", summary.line())
+    if summary.drifted:
+        # Drift never fails a run: it is said once, and the DAG emits the drift Asset event.
+        log.warning(
+            "partition %s drifted from the model's reference on %s (threshold %g); see partition_metrics",
+            summary.partition_key,
+            ", ".join(summary.drifted),
+            settings.drift_threshold,
+        )
     return summary.to_dict()
+
+
+def drift_extra(summary: dict, dag_id: str) -> dict | None:
+    """The drift Asset event's extra when the run's partition drifted (None: no event)."""
+    if not summary.get("drifted"):
+        return None
+    return {
+        "job": dag_id,
+        "partition": summary["partition_key"],
+        "features": list(summary["drifted"]),
+        "scoring_run_id": summary["run_id"],
+        "model_name": summary["model_name"],
+        "model_version": summary["model_version"],
+    }
 
 
 def asset_extra(summary: dict) -> dict:

@@ -1,7 +1,7 @@
 """Record ids a partition holds twice: found after the fact, when the primary key refuses a publish.
 
 The first copy of an id is published; every later copy becomes a rejected row naming the repeat.
-Positions are per shard: {shard index: {row position in its file: record id}}.
+Positions are per shard: {shard index: {(file index in the plan, row position in that file): record id}}.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from scoring.errors import ScoringError
 
 log = logging.getLogger(__name__)
 
-Copies = dict[int, dict[int, str]]
+Position = tuple[int, int]  # (the plan's file index, the row's place in that file)
+Copies = dict[int, dict[Position, str]]
 
 
 def duplicate_copies(shards: list[ShardResult]) -> Copies:
@@ -41,15 +42,35 @@ def duplicate_copies(shards: list[ShardResult]) -> Copies:
     seen: set[str] = set()
     copies: Copies = {}
     for index, shard in enumerate(shards):
-        for table in read_staged(shard.predictions_uri, columns=["record_id", "row"]):
+        for table in read_staged(shard.predictions_uri, columns=["record_id", "row", "file"]):
             ids = table.column("record_id").to_numpy(zero_copy_only=False).astype(object)
             rows = table.column("row").to_numpy()
+            files = _files(table, index)
             for position in np.flatnonzero(np.isin(pd.util.hash_array(ids), suspects)):
                 record_id = ids[position]
                 if record_id in seen:
-                    copies.setdefault(index, {})[int(rows[position])] = record_id
+                    copies.setdefault(index, {})[(int(files[position]), int(rows[position]))] = record_id
                 seen.add(record_id)
     return copies
+
+
+def _files(table: pa.Table, shard_index: int) -> np.ndarray:
+    # Staged before shards held pieces, a shard was one file, the one with its own index.
+    if "file" in table.column_names:
+        return table.column("file").to_numpy()
+    return np.full(table.num_rows, shard_index, dtype=np.int32)
+
+
+def is_repeated(table: pa.Table, repeated: dict[Position, str]) -> np.ndarray:
+    """A mask of the staged rows that are later copies (by file and row)."""
+    files = table.column("file").to_numpy() if "file" in table.column_names else None
+    rows = table.column("row").to_numpy()
+    mask = np.zeros(table.num_rows, dtype=bool)
+    for file in {file for file, _ in repeated}:
+        wanted = np.fromiter((row for f, row in repeated if f == file), dtype=np.int64)
+        in_file = np.ones(table.num_rows, dtype=bool) if files is None else files == file
+        mask |= in_file & np.isin(rows, wanted)
+    return mask
 
 
 def count(copies: Copies) -> int:
@@ -57,10 +78,14 @@ def count(copies: Copies) -> int:
     return sum(len(rows) for rows in copies.values())
 
 
-def duplicate_rejects(shards: list[ShardResult], input_root: str, copies: Copies) -> Iterator[dict[str, object]]:
-    """The later copies as rejected rows, each with its raw row read again from its input file."""
-    for index, rows in sorted(copies.items()):
-        raws = _raw_rows(shards[index].source_uri, input_root, rows)
+def duplicate_rejects(files: list[str], input_root: str, copies: Copies) -> Iterator[dict[str, object]]:
+    """The later copies as rejected rows, each with its raw row read again from its input file (`files`: the plan's)."""
+    by_file: dict[int, dict[int, str]] = {}
+    for positions in copies.values():
+        for (file, row), record_id in positions.items():
+            by_file.setdefault(file, {})[row] = record_id
+    for file, rows in sorted(by_file.items()):
+        raws = _raw_rows(files[file], input_root, rows)
         for row, record_id in sorted(rows.items()):
             yield {
                 "record_id": record_id,

@@ -26,7 +26,7 @@ def failure_reason(exc: BaseException) -> str:
 
 def shard_failure_reason(plan: RunPlan, index: int, exc: BaseException) -> str:
     """The failed-run message of a shard that raised: which shard, which file, and why."""
-    return f"shard {index} ({plan.files[index]}): {failure_reason(exc)}"
+    return f"shard {index} ({plan.describe_shard(index)}): {failure_reason(exc)}"
 
 
 def record_failed_run(
@@ -46,7 +46,7 @@ def record_failed_run(
     run that already has its record keeps it. Never raises: a database that cannot take the record
     either is logged, and the run's own error is what matters.
     """
-    complete = shards is not None and len(shards) == len(plan.files)
+    complete = shards is not None and len(shards) == plan.shard_count()
     input_rows = sum(s.input_rows for s in shards) if shards and complete else 0
     rejected_rows = sum(s.rejected_rows for s in shards) if shards and complete else 0
     message = clean_text(" ".join(reason.split()))

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from scoring.batch.options import validate_id_field
 from scoring.batch.partitions import PartitionKey
-from scoring.batch.reader import list_partition_files, partition_uri
+from scoring.batch.pieces import Piece, pack_shards, whole_files
+from scoring.batch.reader import file_layout, list_partition_files, partition_uri
 from scoring.batch.record_names import RecordNaming, name_in_partition
 from scoring.batch.staging import remove_staged_run, shard_prefix
 from scoring.batch.store.tables import predictions, scoring_runs
@@ -25,6 +26,8 @@ from scoring.model.bundle import Manifest
 # no longer than the narrowest `job` column.
 JOB_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 MAX_JOB_LENGTH = min(predictions.c.job.type.length, scoring_runs.c.job.type.length)  # type: ignore[attr-defined]
+# The rows a shard is packed to unless the run says otherwise (SCORING_SHARD_ROWS; see Settings.shard_rows).
+DEFAULT_SHARD_ROWS = 500_000
 MAX_RUN_ID_LENGTH: int = scoring_runs.c.run_id.type.length  # type: ignore[attr-defined]
 
 
@@ -52,6 +55,9 @@ class RunPlan:
     # file without the id column fails the run (the bundle's id_required demands it too).
     id_field: str | None = None
     require_id: bool = False
+    # Each shard's pieces (Piece.to_dict), packed to about shard_rows rows; empty in plans made before
+    # shards were sized by work, which score one shard per file.
+    shards: list[list[dict]] = field(default_factory=list)
 
     def run_record(
         self, manifest: Manifest | None, *, input_rows: int, rejected_rows: int, status: str, message: str | None = None
@@ -81,6 +87,25 @@ class RunPlan:
     def from_dict(cls, raw: dict) -> RunPlan:
         return cls(**raw)
 
+    def shard_count(self) -> int:
+        """How many shards the run has (each one task, one staged pair of files)."""
+        return len(self.shards) if self.shards else len(self.files)
+
+    def pieces(self, index: int) -> list[Piece]:
+        """The pieces shard `index` scores, in order."""
+        if not self.shards:
+            return whole_files(len(self.files))[index]
+        return [Piece.from_dict(raw) for raw in self.shards[index]]
+
+    def describe_shard(self, index: int) -> str:
+        """The shard's input as a person reads it: its file, row groups, or how many files it groups."""
+        pieces = self.pieces(index)
+        first = pieces[0]
+        name = self.file_name(first.file)
+        if first.row_groups is not None and len(pieces) == 1:
+            return f"{name} row groups {first.row_groups[0]}-{first.row_groups[1] - 1}"
+        return name if len(pieces) == 1 else f"{name} and {len(pieces) - 1} more piece(s)"
+
     def shard_prefix(self, index: int) -> str:
         return shard_prefix(self.staging_root, self.job, self.partition_key, self.run_id, index)
 
@@ -90,7 +115,7 @@ class RunPlan:
         return RecordNaming(id_field=id_field, required=self.require_id or manifest.id_required)
 
     def file_name(self, index: int) -> str:
-        """The shard's file as its derived record ids name it: its path below the partition folder."""
+        """File `index` of the plan as its derived record ids name it: its path below the partition folder."""
         return name_in_partition(self.files[index], self.source_uri)
 
     def inputs_root(self) -> str:
@@ -128,8 +153,10 @@ def plan_run(
     run_id: str | None = None,
     id_field: str | None = None,
     require_id: bool = False,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
 ) -> RunPlan:
-    """List the partition's files (PartitionNotFound if there are none) and fix the run's identity and model.
+    """List the partition's files (PartitionNotFound if there are none), pack them into shards of about
+    `shard_rows` rows, and fix the run's identity and model.
 
     `id_field` names another id column than the bundle's for this run; `require_id` fails a file without it.
     """
@@ -142,12 +169,17 @@ def plan_run(
         )
     if run_id is not None and not 0 < len(run_id) <= MAX_RUN_ID_LENGTH:
         raise InvalidJobName(f"run id must be 1 to {MAX_RUN_ID_LENGTH} characters long, got {len(run_id)}")
+    if shard_rows < 1:
+        raise ConfigError(f"shard rows must be positive, got {shard_rows}")
+    files = list_partition_files(input_root, dataset, partition)
+    shards = pack_shards([file_layout(uri, input_root) for uri in files], shard_rows)
     return RunPlan(
         run_id=run_id or new_run_id(),
         job=job,
         partition_key=str(partition),
         source_uri=partition_uri(input_root, dataset, partition),
-        files=list_partition_files(input_root, dataset, partition),
+        files=files,
+        shards=[[piece.to_dict() for piece in pieces] for pieces in shards],
         staging_root=staging_root,
         started_at=datetime.now(timezone.utc).isoformat(),
         model_uri=model_uri,

@@ -25,9 +25,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from scoring import storage
+from scoring import aws, storage
 from scoring.batch.options import validate_dataset
 from scoring.batch.partitions import PartitionKey
+from scoring.batch.pieces import FileLayout
 from scoring.errors import PartitionNotFound, UnreadableInput
 
 log = logging.getLogger(__name__)
@@ -84,18 +85,71 @@ def _below(root: Path, real: Path) -> bool:
     return real == root or root in real.parents
 
 
-def read_chunks(uri: str, chunk_rows: int, *, input_root: str) -> Iterator[Chunk]:
+def read_chunks(
+    uri: str, chunk_rows: int, *, input_root: str, row_groups: tuple[int, int] | None = None
+) -> Iterator[Chunk]:
     """Record batches of at most `chunk_rows` rows (CSV: about that many), all columns kept.
 
-    A local file must still lie inside `input_root` when it is opened (UnreadableInput if not).
+    `row_groups` reads only Parquet row groups [first, end); each chunk's first_row is still its
+    place in the whole file. A local file must still lie inside `input_root` when it is opened
+    (UnreadableInput if not).
     """
     if not uri.endswith(DATA_SUFFIXES):
         raise UnreadableInput(f"{uri}: unsupported file type; expected .parquet or .csv")
+    if row_groups is not None and not uri.endswith(".parquet"):
+        raise UnreadableInput(f"{uri}: only a Parquet file can be read by row groups")
     with _open_input(uri, input_root) as handle:
         if uri.endswith(".parquet"):
-            yield from _parquet_chunks(handle, uri, chunk_rows)
+            yield from _parquet_chunks(handle, uri, chunk_rows, row_groups)
         else:
             yield from _csv_chunks(handle, uri)
+
+
+def file_layout(uri: str, input_root: str) -> FileLayout:
+    """What planning needs of a file: a Parquet file's row-group row counts (from its footer), a CSV's size.
+
+    Only the footer of a Parquet file is read (on S3, two ranged GETs), never its data. A file whose
+    footer cannot be read is planned whole, so its shard fails on it with the reader's own message
+    and the run records which file it was, as for any unreadable file.
+    """
+    if uri.endswith(".parquet"):
+        try:
+            if storage.is_s3(uri):
+                metadata = _s3_parquet_metadata(uri)
+            else:
+                with _open_input(uri, input_root) as handle:
+                    metadata = pq.ParquetFile(handle).metadata
+            return FileLayout(group_rows=tuple(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)))
+        except (pa.ArrowException, OSError, ValueError, UnreadableInput) as exc:
+            log.info("%s: planned whole, its Parquet footer is not readable: %s", uri, _first_line(exc))
+    try:
+        return FileLayout(group_rows=None, size_bytes=_size(uri))
+    except Exception:  # gone or refused: the shard that reads it says why
+        return FileLayout(group_rows=None, size_bytes=0)
+
+
+def _size(uri: str) -> int:
+    if storage.is_s3(uri):
+        loc = storage.parse_s3(uri)
+        return int(aws.client("s3").head_object(Bucket=loc.bucket, Key=loc.key)["ContentLength"])
+    return os.stat(uri).st_size
+
+
+def _s3_parquet_metadata(uri: str) -> pq.FileMetaData:
+    """An S3 Parquet file's footer by two ranged GETs: its last 8 bytes (footer length, magic), then the footer."""
+    loc = storage.parse_s3(uri)
+    client = aws.client("s3")
+
+    def tail(length: int) -> bytes:
+        return client.get_object(Bucket=loc.bucket, Key=loc.key, Range=f"bytes=-{length}")["Body"].read()
+
+    end = tail(8)
+    if len(end) != 8 or end[4:] != b"PAR1":
+        raise ValueError("no Parquet footer at the end of the object")
+    footer_length = int.from_bytes(end[:4], "little")
+    footer = tail(footer_length + 8)
+    # The metadata parser needs only the footer and the magic around it; data offsets are not followed.
+    return pq.read_metadata(pa.BufferReader(b"PAR1" + footer))
 
 
 @contextmanager
@@ -130,16 +184,33 @@ def _open_input(uri: str, input_root: str) -> Iterator[io.BufferedReader]:
         yield handle
 
 
-def _parquet_chunks(handle: io.BufferedReader, uri: str, chunk_rows: int) -> Iterator[Chunk]:
+def _parquet_chunks(
+    handle: io.BufferedReader, uri: str, chunk_rows: int, row_groups: tuple[int, int] | None
+) -> Iterator[Chunk]:
     try:
         parquet = pq.ParquetFile(handle)
+        groups = _group_range(parquet, uri, row_groups)
+        # Rows are numbered by their place in the file: the groups before the range count too.
+        first_row = sum(parquet.metadata.row_group(i).num_rows for i in range(groups.start))
         # A damaged page shows only when it is read, after the footer opened fine.
-        first_row = 0
-        for batch in parquet.iter_batches(batch_size=chunk_rows):
+        for batch in parquet.iter_batches(batch_size=chunk_rows, row_groups=groups):
             yield Chunk(pa.Table.from_batches([batch]), text_input=False, first_row=first_row)
             first_row += batch.num_rows
     except (pa.ArrowException, OSError) as exc:
         raise UnreadableInput(f"{uri} is not a readable Parquet file: {_first_line(exc)}") from exc
+
+
+def _group_range(parquet: pq.ParquetFile, uri: str, row_groups: tuple[int, int] | None) -> range:
+    count = parquet.metadata.num_row_groups
+    if row_groups is None:
+        return range(count)
+    first, end = row_groups
+    if not 0 <= first <= end <= count:
+        raise UnreadableInput(
+            f"{uri} has {count} row groups, not the groups {first}..{end - 1} the run planned: "
+            "the file changed after planning; rerun the partition"
+        )
+    return range(first, end)
 
 
 def _csv_chunks(handle: io.BufferedReader, uri: str) -> Iterator[Chunk]:

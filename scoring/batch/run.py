@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from scoring.batch.failures import record_failed_run, shard_failure_reason
 from scoring.batch.partitions import PartitionKey
-from scoring.batch.plan import RunPlan, plan_run, remove_run_staging
+from scoring.batch.plan import DEFAULT_SHARD_ROWS, RunPlan, plan_run, remove_run_staging
 from scoring.batch.publish import RunSummary, publish_run
 from scoring.batch.shard import score_shard
 from scoring.model.predict import Predictor
@@ -31,11 +31,14 @@ def score_partition(
     run_id: str | None = None,
     id_field: str | None = None,
     require_id: bool = False,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
+    drift_threshold: float | None = None,
     on_rows: Callable[[int], None] | None = None,
 ) -> RunSummary:
     """Plan, score every shard in this process, and publish: the whole run, for the CLI and tests.
 
-    `id_field` and `require_id` are the run's id options (see plan_run). Whatever the outcome, the
+    `id_field` and `require_id` are the run's id options and `shard_rows` the size its shards are packed
+    to (see plan_run); `drift_threshold` overrides the drift thresholds. Whatever the outcome, the
     run's staging is removed; a failed shard is recorded as a failed run.
     """
     manifest = predictor.bundle.manifest
@@ -50,16 +53,19 @@ def score_partition(
         model=manifest,
         id_field=id_field,
         require_id=require_id,
+        shard_rows=shard_rows,
     )
     try:
         shards = []
-        for index in range(len(plan.files)):
+        for index in range(plan.shard_count()):
             try:
                 shards.append(score_shard(predictor, plan, index, chunk_rows=chunk_rows, on_rows=on_rows))
             except Exception as exc:
                 record_failed_run(engine, plan, manifest, shard_failure_reason(plan, index, exc))
                 raise
-        return publish_run(engine, plan, shards, manifest, reject_threshold=reject_threshold)
+        return publish_run(
+            engine, plan, shards, manifest, reject_threshold=reject_threshold, drift_threshold=drift_threshold
+        )
     finally:
         _remove_quietly(plan)
 

@@ -29,15 +29,17 @@ from scoring.storage import local_copy
 
 log = logging.getLogger(__name__)
 
-# `row` is the row's position in its input file: a duplicate id found at publish is traced back to
-# its raw row without staging every raw row.
-PREDICTION_SCHEMA = pa.schema([("record_id", pa.string()), ("prediction", pa.float64()), ("row", pa.int64())])
+# `file` (the plan's index of the row's input file) and `row` (its position in that file): a duplicate
+# id found at publish is traced back to its raw row without staging every raw row.
+PREDICTION_SCHEMA = pa.schema(
+    [("record_id", pa.string()), ("prediction", pa.float64()), ("row", pa.int64()), ("file", pa.int32())]
+)
 # A classifier's extras: its label's text, and its class probabilities as JSON text (JSONB once published).
 CLASS_FIELDS = {"label": pa.field("label", pa.string()), "probabilities": pa.field("probabilities", pa.string())}
 REJECT_SCHEMA = pa.schema([("record_id", pa.string()), ("reason", pa.string()), ("raw_record", pa.string())])
 # Row positions ascend: delta encoding stores them in almost nothing, where plain int64 costs 8 bytes a row.
 _ENCODINGS = {"row": "DELTA_BINARY_PACKED"}
-STAGED_FILE = re.compile(r"^shard-\d{5}\.(predictions|rejected)\.parquet(\.partial)?$")
+STAGED_FILE = re.compile(r"^shard-\d{5}\.((predictions|rejected)\.parquet|metrics\.json)(\.partial)?$")
 
 
 def prediction_schema(*, label: bool = False, probabilities: bool = False) -> pa.Schema:
@@ -50,13 +52,17 @@ def prediction_schema(*, label: bool = False, probabilities: bool = False) -> pa
 class ShardResult:
     """Counts and staged files of one scored shard; plain data so it can travel as an Airflow XCom."""
 
-    source_uri: str
+    source_uri: str  # what the shard read, as a person reads it (a file, row groups, or a group of files)
     input_rows: int
     scored_rows: int
     rejected_rows: int
     predictions_uri: str
     rejects_uri: str
     scored_at: str
+    # The shard's index in the plan (-1 from code that named a shard by its one file in source_uri).
+    shard: int = -1
+    # Its monitoring accumulator's state, staged as JSON ("" when none was kept).
+    metrics_uri: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -191,8 +197,10 @@ class StagedWriter:
 
 
 def read_staged(uri: str, batch_rows: int = 250_000, columns: list[str] | None = None) -> Iterator[pa.Table]:
-    """A staged file back, in batches."""
+    """A staged file back, in batches; only those of `columns` it has, when given."""
     with local_copy(uri) as path:
         parquet = pq.ParquetFile(path)
+        if columns is not None:
+            columns = [name for name in columns if name in parquet.schema_arrow.names]
         for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
             yield pa.Table.from_batches([batch])

@@ -32,6 +32,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     score.add_argument("--model", help="bundle URI (default SCORING_MODEL_URI)")
     score.add_argument("--database", help="database URL (default SCORING_DATABASE_URL)")
     score.add_argument("--reject-threshold", type=float, help="fail above this rejected fraction (default 0.01)")
+    score.add_argument(
+        "--shard-rows",
+        type=int,
+        help="rows per shard: small files grouped, Parquet split at row groups (default SCORING_SHARD_ROWS, 500000)",
+    )
+    score.add_argument(
+        "--drift-threshold",
+        type=float,
+        help="a feature drifts when its drift statistic passes this (default SCORING_DRIFT_THRESHOLD, 0.1)",
+    )
     score.set_defaults(handler=_score)
 
     staging = commands.add_parser("staging", help="staged shard output").add_subparsers(dest="staging_command")
@@ -77,6 +87,8 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
         model_uri=args.model,
         database_url=args.database,
         reject_threshold=args.reject_threshold,
+        shard_rows=args.shard_rows,
+        drift_threshold=args.drift_threshold,
     )
     partition = PartitionKey.parse(args.partition)
     predictor = Predictor(load_bundle(settings.model_uri, BundleTrust.from_settings(settings)))
@@ -95,9 +107,15 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
             reject_threshold=settings.reject_threshold,
             id_field=args.id_field,
             require_id=args.require_id,
+            shard_rows=settings.shard_rows,
+            drift_threshold=settings.drift_threshold,
             on_rows=progress.advance,
         )
     print(summary.line())
+    if summary.drifted:
+        print(
+            f"drifted from the model's reference: {', '.join(summary.drifted)} (see `scoring monitor --job {args.job}`)"
+        )
     return 0
 
 

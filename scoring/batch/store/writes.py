@@ -16,12 +16,14 @@ from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection, Engine, delete, func, insert, select, text
+from sqlalchemy import Connection, Engine, delete, func, insert, inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from scoring.batch.store import pgcopy
 from scoring.batch.store.tables import predictions, rejected_records, scoring_runs
 from scoring.errors import DuplicateRecordIds
+from scoring.monitoring.accumulate import MetricRow
+from scoring.monitoring.writes import replace_partition_metrics
 
 COPY_COLUMNS = ("job", "partition_key", "record_id", "prediction", "model_name", "model_version", "run_id", "scored_at")
 # A classifier's staged extras, copied only when the run's staged rows carry them: a regressor's COPY is unchanged.
@@ -36,7 +38,16 @@ def copy_sql(extras: tuple[str, ...] = ()) -> str:
 
 COPY_SQL = copy_sql()
 # The binary COPY's columns: the run's constants, then the prediction and the record id (pgcopy's row layout).
-BINARY_COLUMNS = ("job", "partition_key", "model_name", "model_version", "run_id", "scored_at", "prediction", "record_id")
+BINARY_COLUMNS = (
+    "job",
+    "partition_key",
+    "model_name",
+    "model_version",
+    "run_id",
+    "scored_at",
+    "prediction",
+    "record_id",
+)
 
 
 @dataclass(frozen=True)
@@ -72,8 +83,10 @@ def publish(
     run: RunRecord,
     batches: Iterable[PredictionBatch],
     rejects: Iterable[dict[str, object]],
+    metrics: Iterable[MetricRow] | None = None,
 ) -> None:
-    """Replace the partition's predictions and rejects with this run's, and record the run: all or nothing."""
+    """Replace the partition's predictions, rejects and (when given) monitoring metrics with this run's, and
+    record the run: all or nothing."""
     with engine.begin() as conn:
         _lock_partition(conn, run.job, run.partition_key)
         where = (predictions.c.job == run.job) & (predictions.c.partition_key == run.partition_key)
@@ -88,7 +101,15 @@ def publish(
             )
         )
         _insert_rejects(conn, run, rejects)
+        if metrics is not None and _has_metrics_table(conn):
+            replace_partition_metrics(conn, run.job, run.partition_key, run.run_id, metrics)
         _record_run(conn, run)
+
+
+def _has_metrics_table(conn: Connection) -> bool:
+    # TEMPORARY until migration 0003 (partition_metrics) lands: a database at revision 0002 has no such
+    # table. Remove once 0003 is the head, so a missing table fails the publish like any other.
+    return inspect(conn).has_table("partition_metrics")
 
 
 def record_failed_run(
