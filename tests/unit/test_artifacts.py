@@ -104,6 +104,18 @@ def test_pickle_this_scikit_learn_cannot_load_names_the_version_that_wrote_it():
     assert "re-export" in message and "\n" not in message
 
 
+def test_a_forest_whose_trees_this_scikit_learn_refuses_names_the_version_it_needs():
+    # Given a random forest pickle as 1.0.2 wrote it: that version recorded, and tree nodes of another layout
+    if len(sklearn.__version__) != len("1.0.2"):
+        pytest.skip("patches the version in place, which needs a five-character scikit-learn version")
+    forest = RandomForestRegressor(n_estimators=2, random_state=0).fit([[0], [1], [2]], [0, 1, 2])
+    data = pickle.dumps(forest).replace(sklearn.__version__.encode(), b"1.0.2")
+    data = data.replace(b"missing_go_to_left", b"missing_go_to_lefx")
+    # When it is loaded, Then it is refused in one line naming 1.0.2, never with a traceback of the tree
+    with pytest.raises(ModelLoadError, match=r"model\.bin was pickled by scikit-learn 1\.0\.2, which .* cannot load"):
+        load_artifact(data, "pickle", (), "model.bin", "unknown")
+
+
 def test_version_is_read_from_a_real_estimator_pickle_without_loading_it():
     forest, _ = course_pipeline()
     assert pickled_sklearn_version(pickle.dumps(forest)) == sklearn.__version__
