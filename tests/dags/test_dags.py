@@ -41,7 +41,16 @@ def test_dags_have_owner_retries_tags_and_the_expected_shape(dagbag, dag_id):
     assert dag.dag_id == Path(dag.fileloc).stem
     assert {"scoring", "batch"} <= set(dag.tags)
     assert dag.doc_md and "exactly once" in dag.doc_md and dag.description
-    assert set(dag.params) == {"partition", "model_uri", "reject_threshold", "dataset", "id_field", "require_id"}
+    assert set(dag.params) == {
+        "partition",
+        "model_uri",
+        "reject_threshold",
+        "dataset",
+        "id_field",
+        "require_id",
+        "shard_rows",
+        "drift_threshold",
+    }
     for task in dag.tasks:
         assert task.owner == "ml-platform"
         assert task.retries == 3 and task.retry_exponential_backoff
@@ -60,7 +69,10 @@ def test_dags_have_owner_retries_tags_and_the_expected_shape(dagbag, dag_id):
     assert cleanup.is_teardown and not cleanup.on_failure_fail_dagrun
     assert cleanup.trigger_rule == "all_done_setup_success" and cleanup.upstream_task_ids == {"publish"}
     assert not any(t.is_setup for t in dag.tasks)  # so all_done_setup_success means all done
-    assert [a.uri for a in dag.get_task("publish").outlets] == [f"scoring://predictions/{dag_id}"]
+    outlets = dag.get_task("publish").outlets
+    assert [a.uri for a in outlets if hasattr(a, "uri")] == [f"scoring://predictions/{dag_id}"]
+    # The drift Asset is reached through an alias, so only a partition that drifted emits its event
+    assert [a.name for a in outlets if not hasattr(a, "uri")] == [f"{dag_id}.drift_alias"]
 
 
 @pytest.mark.parametrize(
@@ -143,12 +155,12 @@ def _stored(url: str) -> pd.DataFrame:
 def test_dag_test_run_publishes_the_closed_hour_once_even_when_rerun(airflow_db, scoring_env, dagbag, pg_schema_url):
     from scoring.demo.synthetic import write_partition
 
-    # Given the 03:00 hour of rides, in three files
+    # Given the 03:00 hour of rides, in three files, and the Shard rows param at 300 rows
     write_partition(str(scoring_env), "rides", PartitionKey.parse("2026-01-01T03"), make_rides(900), files=3)
     dag = dagbag.dags["score_rides_hourly"]
     # When the DAG runs for logical date 03:00 (the scheduler's slot for that hour), twice
     for _ in range(2):
-        run = dag.test(logical_date=datetime(2026, 1, 1, 3, tzinfo=timezone.utc))
+        run = dag.test(logical_date=datetime(2026, 1, 1, 3, tzinfo=timezone.utc), run_conf={"shard_rows": 300})
         assert run.state == "success"
     # Then the hour is stored once, with three shards scored by mapped tasks
     stored = _stored(pg_schema_url)
@@ -299,8 +311,10 @@ def test_a_failed_shard_fails_the_run_and_cleanup_records_it(airflow_db, scoring
     key = PartitionKey.parse("2026-01-01T09")
     write_partition(str(scoring_env), "rides", key, make_rides(100), files=1)
     (scoring_env / "rides" / "dt=2026-01-01" / "hour=09" / "part-00001.parquet").write_bytes(b"PAR1 nope")
-    # When the DAG runs for that hour
-    run = dag_run = dagbag.dags["score_rides_hourly"].test(logical_date=datetime(2026, 1, 1, 9, tzinfo=timezone.utc))
+    # When the DAG runs for that hour with shards small enough to keep the files apart
+    run = dag_run = dagbag.dags["score_rides_hourly"].test(
+        logical_date=datetime(2026, 1, 1, 9, tzinfo=timezone.utc), run_conf={"shard_rows": 50}
+    )
     # Then the run fails, publish never ran, cleanup removed the good shard's staging, and the failed run's
     # record says which shard failed and why (not a generic "a shard failed")
     assert dag_run.state == "failed" and _state(run, "publish") == "upstream_failed"
