@@ -1,4 +1,5 @@
-"""`scoring model import|show`: turn an existing model into a bundle, and show a verified bundle's manifest."""
+"""`scoring model import|profile|show`: turn an existing model into a bundle, add a reference profile to one,
+and show a verified bundle's manifest."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import json
 
 from scoring.settings import Settings
 
+REFERENCE_HELP = (
+    "a Parquet or CSV sample of the training inputs: the bundle keeps their profile and that of its predictions "
+    "on them, which monitoring compares every partition and hour of traffic with"
+)
+
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add `model import` and `model show`."""
+    """Add `model import`, `model profile` and `model show`."""
     model = commands.add_parser("model", help="model bundles").add_subparsers(dest="model_command")
     imp = model.add_parser(
         "import",
@@ -38,7 +44,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     imp.add_argument("--positive-class", help="a binary classifier's class whose probability is returned")
     imp.add_argument("--format", choices=("pickle", "skops"), help="the bundle's serialization (default: the source's)")
     imp.add_argument("--dest", help="bundle directory (default models/NAME/VERSION)")
+    imp.add_argument("--reference", metavar="FILE", help=REFERENCE_HELP)
     imp.set_defaults(handler=_model_import)
+    profile = model.add_parser(
+        "profile", help="add a reference profile (for drift monitoring) to an existing bundle, re-signing it"
+    )
+    profile.add_argument("uri", nargs="?", help="bundle directory (default SCORING_MODEL_URI)")
+    profile.add_argument("--reference", metavar="FILE", required=True, help=REFERENCE_HELP)
+    profile.set_defaults(handler=_model_profile)
     show = model.add_parser("show", help="print a bundle's manifest after verifying it")
     show.add_argument("uri", nargs="?", help="bundle directory (default SCORING_MODEL_URI)")
     show.set_defaults(handler=_model_show)
@@ -62,13 +75,26 @@ def _model_import(args: argparse.Namespace, settings: Settings) -> int:
         returns=args.returns,
         positive_class=args.positive_class,
         serialization=args.format,
+        reference=args.reference,
     )
     manifest, dest = import_source(request, args.dest, key=BundleTrust.from_settings(settings).key)
     inputs = ", ".join(f"{spec.name} ({spec.type})" for spec in manifest.inputs)
     print(
         f"imported {manifest.name} v{manifest.version} ({manifest.format}, {manifest.serialization}, "
         f"{manifest.task} -> {manifest.returns}, sha256 {manifest.sha256[:12]}) -> {dest}; inputs: {inputs}"
+        + ("; with a reference profile" if manifest.reference else "")
     )
+    return 0
+
+
+def _model_profile(args: argparse.Namespace, settings: Settings) -> int:
+    from scoring.model.importing import add_reference
+    from scoring.model.trust import BundleTrust
+
+    uri = args.uri or settings.model_uri
+    manifest = add_reference(uri, args.reference, BundleTrust.from_settings(settings))
+    signed = "re-signed" if manifest.signature else "unsigned"
+    print(f"added a reference profile to {manifest.name} v{manifest.version} at {uri} ({signed})")
     return 0
 
 

@@ -15,6 +15,7 @@ from scoring.model.bundle import Manifest
 from scoring.model.declaration import preset
 from scoring.model.features import build_features, records_for_vectorizer
 from scoring.model.importing import build_manifest, write_bundle
+from scoring.model.reference import ReferenceProfile, input_kinds
 
 DEMO_NAME = "ride_duration"
 
@@ -39,7 +40,8 @@ def train_demo_bundle(
 ) -> TrainingReport:
     """Fit DictVectorizer + LinearRegression on rides lasting 1 to 60 minutes and write a bundle (signed with `key`).
 
-    The manifest declares the preset's features and records the preset's name.
+    The manifest declares the preset's features and records the preset's name; the bundle carries the
+    reference profile of the training rides and the model's predictions on them.
     """
     rides = generate_rides(rows, start=datetime(2026, 1, 1, tzinfo=timezone.utc), span=timedelta(days=28), seed=seed)
     minutes = duration_minutes(rides)
@@ -53,6 +55,8 @@ def train_demo_bundle(
     manifest = build_manifest(
         artifact, (dv, model), name=DEMO_NAME, version=version, features=declaration, named_preset=recipe_name
     )
-    write_bundle(destination, artifact, manifest, key)
-    rmse = float(np.sqrt(np.mean((model.predict(X) - target) ** 2)))
+    fitted = model.predict(X)
+    reference = ReferenceProfile.build(rides, fitted, input_kinds(manifest), manifest.output)
+    write_bundle(destination, artifact, manifest, key, reference=reference)
+    rmse = float(np.sqrt(np.mean((fitted - target) ** 2)))
     return TrainingReport(manifest=manifest, training_rows=int(len(target)), rmse_minutes=rmse)

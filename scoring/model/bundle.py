@@ -4,7 +4,9 @@ A pickle runs code when it is loaded. So a bundle is read only from a trusted ro
 signature checked when a bundle key is set (scoring.model.trust), and the artifact's sha256 is checked
 against the manifest BEFORE loading, and a mismatch is refused. A skops artifact loads only the types its
 manifest trusts (scoring.model.artifacts). A pickle written by an older scikit-learn that still loads is
-logged as a warning. Making bundles: scoring.model.importing.
+logged as a warning. A bundle may carry a reference profile (`reference.json`, what its training inputs and
+predictions looked like, for monitoring): the manifest names it with its sha256, so the signature covers it,
+and a profile that does not match is refused like an artifact. Making bundles: scoring.model.importing.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from scoring import storage
 from scoring.errors import BundleIntegrityError, ModelLoadError
 from scoring.model.artifacts import SERIALIZATIONS, load_artifact
 from scoring.model.declaration import Declaration, FeatureSpec, preset
+from scoring.model.reference import ReferenceProfile
 from scoring.model.schema import FieldSpec, InputSchema
 from scoring.model.trust import SIGNATURE_KEY, BundleTrust, read_without_links, require_plain_file_name
 
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 ARTIFACT_NAME = "model.bin"
 MANIFEST_NAME = "model.json"
+REFERENCE_NAME = "reference.json"
 FORMATS = ("dv_tuple", "pipeline")
 # What each task may return; the first is its default.
 RETURNS = {
@@ -73,6 +77,8 @@ class Manifest:
     positive_class: Any = None
     returns: str = ""  # empty: the task's default (RETURNS)
     source: dict[str, Any] | None = None
+    # The reference profile's file and sha256, {"file": "reference.json", "sha256": "..."}; None: no profile.
+    reference: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.features, str):  # a legacy caller naming a preset
@@ -112,6 +118,7 @@ class Manifest:
         source = raw.get("source")
         if source is not None and not isinstance(source, dict):
             raise ModelLoadError(f"{where}: 'source' must be an object or null")
+        reference = _reference_entry_of(raw, where)
         id_required = raw.get("id_required", False)
         if not isinstance(id_required, bool):
             raise ModelLoadError(f"{where}: 'id_required' must be true or false")
@@ -139,6 +146,7 @@ class Manifest:
             positive_class=positive_class,
             returns=returns,
             source=source,
+            reference=reference,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -163,6 +171,8 @@ class Manifest:
             "positive_class": self.positive_class,
             "returns": self.returns,
             "source": self.source,
+            # Only when there is a profile, so a bundle without one keeps its manifest (and signature) as it was.
+            **({"reference": dict(self.reference)} if self.reference else {}),
             "sklearn_version": self.sklearn_version,
             "created_at": self.created_at,
             **({SIGNATURE_KEY: self.signature} if self.signature else {}),
@@ -175,6 +185,16 @@ def _id_field_of(raw: dict[str, Any], where: str) -> str | None:
     if id_field is not None and (not isinstance(id_field, str) or not id_field):
         raise ModelLoadError(f"{where}: 'id_field' must be a field name or null")
     return id_field
+
+
+def _reference_entry_of(raw: dict[str, Any], where: str) -> dict[str, str] | None:
+    """The reference profile's entry: absent or null for none, else its plain file name and sha256."""
+    entry = raw.get("reference")
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or not entry["sha256"]:
+        raise ModelLoadError(f"{where}: 'reference' must be an object with 'file' and 'sha256'")
+    return {"file": require_plain_file_name(entry.get("file", REFERENCE_NAME), where), "sha256": entry["sha256"]}
 
 
 def _task_of(raw: dict[str, Any], where: str) -> tuple[str, tuple[Any, ...] | None, Any, str]:
@@ -228,6 +248,8 @@ class ModelBundle:
     model: Any  # the estimator (dv_tuple) or the whole Pipeline (pipeline)
     vectorizer: DictVectorizer | None
     uri: str
+    # What the training inputs and predictions looked like (for monitoring); None when the bundle has no profile.
+    reference: ReferenceProfile | None = None
 
     @property
     def schema(self) -> InputSchema:
@@ -265,7 +287,41 @@ def load_bundle(uri: str, trust: BundleTrust) -> ModelBundle:
         data, manifest.serialization, manifest.skops_trusted_types, artifact_uri, manifest.sklearn_version
     )
     vectorizer, model = split_model(loaded, manifest.format, artifact_uri)
-    return ModelBundle(manifest=manifest, model=model, vectorizer=vectorizer, uri=uri)
+    reference = read_reference(location, manifest)
+    return ModelBundle(manifest=manifest, model=model, vectorizer=vectorizer, uri=uri, reference=reference)
+
+
+def reference_bytes(profile: ReferenceProfile) -> bytes:
+    """The profile as `reference.json` holds it: compact JSON in the profile's stable key order."""
+    return json.dumps(profile.to_json(), separators=(",", ":"), allow_nan=False).encode() + b"\n"
+
+
+def read_reference(location: str, manifest: Manifest) -> ReferenceProfile | None:
+    """The bundle's reference profile, verified against the manifest's sha256; None when it names none."""
+    if manifest.reference is None:
+        return None
+    uri = storage.join(location, manifest.reference["file"])
+    try:
+        data = _read(uri)
+    except FileNotFoundError:
+        raise BundleIntegrityError(f"{MANIFEST_NAME} names the reference profile {uri}, which does not exist") from None
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read {uri}: {type(exc).__name__}") from exc
+    actual = sha256_of(data)
+    if actual != manifest.reference["sha256"]:
+        raise BundleIntegrityError(
+            f"{uri} has sha256 {actual} but {MANIFEST_NAME} expects {manifest.reference['sha256']}; refusing it"
+        )
+    try:
+        raw = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise ModelLoadError(f"{uri} is not valid JSON") from None
+    profile = ReferenceProfile.from_json(raw)
+    if profile.output != manifest.output:
+        raise ModelLoadError(f"{uri} profiles the output {profile.output!r} but the manifest's is {manifest.output!r}")
+    return profile
 
 
 def _read(uri: str) -> bytes:

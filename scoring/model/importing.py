@@ -1,6 +1,7 @@
 """Making bundles: a manifest for an existing model, checked against what the model knows, written beside the artifact.
 
-`scoring model import` and the demo's training use this; loading a bundle is scoring.model.bundle,
+`scoring model import` and the demo's training use this, and `scoring model profile` adds a reference
+profile to a bundle (the sample's inputs and the bundle's predictions on them); loading a bundle is scoring.model.bundle,
 finding the model behind an import SOURCE is scoring.model.sources, inferring its declaration
 scoring.model.inference.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from scoring import storage
@@ -23,17 +25,23 @@ from scoring.model.bundle import (
     DEFAULT_ID_FIELD,
     DEFAULT_OUTPUT,
     MANIFEST_NAME,
+    REFERENCE_NAME,
     RETURNS,
     Manifest,
+    ModelBundle,
     detect_format,
     feature_vectorizer,
+    load_bundle,
+    reference_bytes,
     sha256_of,
     split_model,
 )
 from scoring.model.declaration import Declaration, FeatureSpec, preset
 from scoring.model.inference import ModelFeatures, infer_declaration, parse_derive, sample_types, vocabulary_features
+from scoring.model.predict import Predictor
+from scoring.model.reference import ReferenceProfile, input_kinds
 from scoring.model.sources import resolve_source
-from scoring.model.trust import sign_manifest
+from scoring.model.trust import BundleTrust, sign_manifest
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,7 @@ class ImportRequest:
     returns: str | None = None
     positive_class: str | None = None
     serialization: str | None = None  # convert to this serialization; None keeps the source's
+    reference: str | None = None  # a Parquet or CSV sample of training inputs to profile for monitoring
 
 
 @dataclass(frozen=True)
@@ -71,15 +80,79 @@ class Task:
     returns: str = "value"
 
 
-def write_bundle(directory: str, artifact: bytes, manifest: Manifest, key: bytes | None = None) -> str:
-    """Write artifact and manifest into `directory` (local or s3://), signed when a key is given."""
+def write_bundle(
+    directory: str,
+    artifact: bytes,
+    manifest: Manifest,
+    key: bytes | None = None,
+    reference: ReferenceProfile | None = None,
+) -> str:
+    """Write artifact, manifest and (when given) reference profile into `directory` (local or s3://), the
+    manifest signed when a key is given."""
+    if reference is not None:
+        manifest = _write_reference(directory, manifest, reference)
+    storage.write_bytes(storage.join(directory, manifest.artifact), artifact)
+    _write_manifest(directory, manifest, key)
+    return directory
+
+
+def _write_reference(directory: str, manifest: Manifest, reference: ReferenceProfile) -> Manifest:
+    """Write reference.json; the manifest naming it with its sha256 (so the signature covers it)."""
+    data = reference_bytes(reference)
+    storage.write_bytes(storage.join(directory, REFERENCE_NAME), data)
+    return replace(manifest, reference={"file": REFERENCE_NAME, "sha256": sha256_of(data)})
+
+
+def _write_manifest(directory: str, manifest: Manifest, key: bytes | None) -> Manifest:
     if key is not None:
         manifest = replace(manifest, signature=sign_manifest(replace(manifest, signature=None).to_json(), key))
-    storage.write_bytes(storage.join(directory, manifest.artifact), artifact)
     storage.write_bytes(
         storage.join(directory, MANIFEST_NAME), json.dumps(manifest.to_json(), indent=2).encode() + b"\n"
     )
-    return directory
+    return manifest
+
+
+def read_reference_sample(path: str) -> tuple[pd.DataFrame, bool]:
+    """A reference sample (Parquet or CSV) as read, and whether it is text (CSV: numbers come as text)."""
+    parquet = path.lower().endswith((".parquet", ".pq"))
+    try:
+        frame = pd.read_parquet(path) if parquet else pd.read_csv(path, dtype=str, keep_default_na=True)
+    except FileNotFoundError:
+        raise ConfigError(f"--reference {path}: no such file") from None
+    except Exception as exc:
+        raise ConfigError(f"--reference {path}: cannot read it as Parquet or CSV ({type(exc).__name__})") from None
+    return frame, not parquet
+
+
+def profile_sample(bundle: ModelBundle, path: str) -> ReferenceProfile:
+    """The reference profile of a sample of training inputs: its valid rows and the bundle's predictions on them."""
+    frame, text_input = read_reference_sample(path)
+    manifest = bundle.manifest
+    result = bundle.schema.validate_frame(frame, text_input=text_input)
+    if len(result.valid) == 0:
+        missing = [spec.name for spec in manifest.inputs if spec.name not in frame.columns]
+        why = f"it lacks the inputs {missing}" if missing else "none of its rows is a valid input"
+        raise ConfigError(f"--reference {path}: {why}")
+    if result.rejected_count:
+        log.warning(
+            "--reference %s: %d of %d rows are not valid inputs: left out", path, result.rejected_count, len(frame)
+        )
+    predictions = Predictor(bundle).predict(result.valid)
+    finite = np.isfinite(predictions)
+    valid = result.valid[finite] if not finite.all() else result.valid
+    return ReferenceProfile.build(valid, predictions[finite], input_kinds(manifest), manifest.output)
+
+
+def add_reference(uri: str, sample: str, trust: BundleTrust) -> Manifest:
+    """Profile `sample` with the bundle at `uri` and add the profile to it, re-signing the manifest with the
+    trust's key. A signed bundle without a key to re-sign it is refused (its signature would no longer hold)."""
+    bundle = load_bundle(uri, trust)
+    if bundle.manifest.signature and trust.key is None:
+        raise ConfigError(f"{uri} is signed: set SCORING_BUNDLE_KEY to re-sign it with its reference profile")
+    profile = profile_sample(bundle, sample)
+    location = trust.locate(uri)
+    manifest = _write_reference(location, replace(bundle.manifest, signature=None), profile)
+    return _write_manifest(location, manifest, trust.key)
 
 
 def build_manifest(
@@ -287,8 +360,15 @@ def import_source(
         sklearn_version=written_with,
     )
     destination = destination or storage.join("models", name, version)
-    write_bundle(destination, artifact, manifest, key)
-    return manifest, destination
+    reference = None
+    if request.reference is not None:
+        vectorizer, model = split_model(loaded, fmt, resolved.where)
+        bundle = ModelBundle(manifest=manifest, model=model, vectorizer=vectorizer, uri=destination)
+        reference = profile_sample(bundle, request.reference)
+    if reference is not None:
+        manifest = _write_reference(destination, manifest, reference)
+    storage.write_bytes(storage.join(destination, manifest.artifact), artifact)
+    return _write_manifest(destination, manifest, key), destination
 
 
 def _source_record(source: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -14,6 +14,8 @@ import numpy as np
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
+from scoring.model.histogram import OTHER
+
 NUMBER_STATISTIC = "wasserstein_normed"
 TEXT_STATISTIC = "jensenshannon"
 # Evidently's defaults: a feature drifts when its statistic exceeds 0.1.
@@ -21,7 +23,6 @@ DEFAULT_NUMBER_THRESHOLD = 0.1
 DEFAULT_TEXT_THRESHOLD = 0.1
 # Evidently's floor on the norm, so a constant reference column does not divide by zero.
 MIN_NORM = 0.001
-OTHER = "<other>"
 
 
 def wasserstein_normed(

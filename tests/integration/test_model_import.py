@@ -210,3 +210,31 @@ def test_importing_and_serving_modules_never_load_mlflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_import_with_a_reference_sample_profiles_its_inputs_and_the_models_predictions(tmp_path):
+    # Given the fraud classifier and a Parquet sample of its training inputs
+    import pandas as pd
+
+    from scoring.monitoring.profile import NumberProfile, TextProfile
+
+    model = fraud_pipeline()
+    payments = fraud_records(300, seed=21)
+    sample = tmp_path / "training.parquet"
+    pd.DataFrame(payments).to_parquet(sample)
+    # When imported with --reference
+    dest = tmp_path / "b"
+    _, manifest = _import(
+        _pickled(tmp_path, model), "--name", "fraud", "--version", "1", "--reference", str(sample), dest=dest
+    )
+    # Then the manifest names the profile, and the loaded bundle carries it
+    assert manifest.reference is not None and manifest.reference["file"] == "reference.json"
+    profile = load_bundle(str(dest), BundleTrust.of_bundle(str(dest))).reference
+    assert profile is not None and profile.rows == 300
+    # And text inputs are profiled by category, numbers by value, and the prediction is P(fraud) on the sample
+    assert profile.kinds == {"amount": "number", "country": "text", "merchant": "text", "probability": "number"}
+    country = profile.columns["country"]
+    assert isinstance(country, TextProfile) and sum(country.counts.values()) == 300
+    probability = profile.columns["probability"]
+    assert isinstance(probability, NumberProfile)
+    assert probability.mean == pytest.approx(float(model.predict_proba(payments)[:, 1].mean()))
