@@ -13,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from scoring.batch.store.engines import make_engine
+from scoring.batch.store.engines import make_engine, upgrade
 from scoring.monitoring.accumulate import PartitionAccumulator
 from scoring.monitoring.profile import ReferenceProfile
-from scoring.monitoring.tables import metadata, partition_metrics
+from scoring.monitoring.tables import traffic_metrics
 from scoring.monitoring.writes import replace_partition_metrics
 from tests.unit.monitoring.rides import KINDS, OUTPUT, predict_minutes, ride_inputs
 
@@ -120,11 +120,10 @@ def profile() -> ReferenceProfile:
 
 @pytest.fixture
 def sample_database(pg_schema_url: str, profile: ReferenceProfile) -> Iterator[sa.Engine]:
-    """partition_metrics and a traffic_metrics of the same columns, filled with metrics computed from rides."""
+    """The migrated database: partition_metrics and traffic_metrics filled with metrics computed from rides."""
     engine = make_engine(pg_schema_url)
-    traffic = partition_metrics.to_metadata(sa.MetaData(), name="traffic_metrics")
-    metadata.create_all(engine)
-    traffic.create(engine)
+    upgrade(engine)
+    traffic = traffic_metrics
     with engine.begin() as connection:
         # A batch job: three clean hours, one with tripled distances, and one daily partition key.
         for n, key in enumerate(["2026-03-01T00", "2026-03-01T01", "2026-03-01T02", "2026-03-02"]):

@@ -1,4 +1,6 @@
-"""The three tables of the predictions database, as SQLAlchemy Core metadata.
+"""The tables of the predictions database, as SQLAlchemy Core metadata: the three of batch scoring here,
+and monitoring's (partition_metrics, traffic_metrics, prediction_log; scoring.monitoring.tables) added to
+the same metadata.
 
 Alembic migrations (scoring/batch/store/migrations, run by `scoring db upgrade`) create and evolve
 them; nothing calls create_all. The shapes follow the data contract in the README.
@@ -8,6 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
+
+from scoring.monitoring import tables as monitoring_tables
 
 metadata = MetaData()
 
@@ -63,3 +67,7 @@ rejected_records = Table(
     Index("ix_rejected_records_job_partition", "job", "partition_key"),
     Index("ix_rejected_records_run", "run_id"),
 )
+
+# Monitoring's tables belong to this database too (revision 0003): the metadata Alembic compares with knows them.
+for _table in monitoring_tables.metadata.tables.values():
+    _table.to_metadata(metadata)
