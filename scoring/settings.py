@@ -60,6 +60,9 @@ class Settings:
     model_roots: str | None = None
     # When set, a bundle must carry an HMAC-SHA256 signature made with this key at import, or it is refused.
     bundle_key: str | None = None
+    # When set (a PostgreSQL URL), the web service and the stream log what they score to its prediction_log table
+    # (scoring.monitoring.prediction_log), which the hourly traffic DAG turns into traffic_metrics.
+    prediction_log_url: str | None = None
     # Staged shards older than this many hours are swept (scoring staging sweep, the DAGs' cleanup task).
     staging_max_age_hours: float = 24.0
     # Where prometheus_client keeps each gunicorn worker's samples (gunicorn.conf.py sets it before the app is
