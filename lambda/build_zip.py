@@ -66,10 +66,16 @@ def normalized(requirement: str) -> str:
     return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
+# Beyond the core: the prediction log's PostgreSQL driver (SCORING_PREDICTION_LOG_URL). Pure Python, about a
+# megabyte with scramp and asn1crypto, where psycopg2-binary would bring its own libpq and OpenSSL.
+STREAMING_EXTRAS = ["pg8000>=1.31"]
+
+
 def streaming_requirements() -> list[str]:
-    """The installed project's core dependencies (pyproject's, no extras): all that the streaming path needs."""
+    """The installed project's core dependencies (pyproject's, no extras) and STREAMING_EXTRAS: all that the
+    streaming path needs."""
     dependencies = [d for d in importlib.metadata.requires("ride-scoring") or [] if "extra ==" not in d]
-    return [d.split(";")[0].strip() for d in dependencies]
+    return [d.split(";")[0].strip() for d in dependencies] + STREAMING_EXTRAS
 
 
 def lock_path(python_version: str) -> Path:

@@ -11,6 +11,9 @@ with its reason and counts as handled; only what a retry can fix (a write) is re
 and would publish every later record again. Each message carries a stable `key` (from the event
 source ARN and the item id), so a retried batch republishes under the same keys: consumers dedupe
 on it, and an SQS FIFO output uses it as the deduplication id.
+
+With a prediction log (SCORING_PREDICTION_LOG_URL), every published prediction is queued for
+prediction_log with its record's inputs; the handler writes the queue at the end of the invocation.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from scoring.model.bundle import Manifest
 from scoring.model.predict import Predictor
 from scoring.model.record_ids import canonical_id
 from scoring.model.records import RecordOutcome, score_records
+from scoring.monitoring.prediction_log import PredictionLog
 from scoring.stream import wire
 from scoring.stream.dead_letters import dead_letter
 from scoring.stream.sinks import KINESIS_MAX_PARTITION_KEY, ItemFailure, OutputMessage, Sink
@@ -68,6 +72,8 @@ class StreamResult:
     items: list[StreamItem] = field(default_factory=list)
     outputs: list[OutputMessage] = field(default_factory=list)
     failures: list[ItemFailure] = field(default_factory=list)
+    # Each output's item and outcome, in the order of `outputs` (for the prediction log).
+    scored: list[tuple[StreamItem, RecordOutcome]] = field(default_factory=list)
 
 
 def record_key(source_arn: Any, item_id: str) -> str:
@@ -180,17 +186,19 @@ def score_event(predictor: Predictor, event: Any) -> StreamResult:
     positions = [position for position, item in enumerate(items) if item.record is not None]
     outcomes = _score_each_alone_if_needed(predictor, [items[p].record for p in positions])
     outputs: list[OutputMessage] = []
+    scored: list[tuple[StreamItem, RecordOutcome]] = []
     for position, outcome in zip(positions, outcomes, strict=True):
         if not outcome.ok or outcome.prediction is None:
             reasons[position] = outcome.error or "not scored"
             continue
         try:
             outputs.append(_output(manifest, items[position], outcome))
+            scored.append((items[position], outcome))
         except Exception as exc:
             # Encoded before anything is written: one unencodable message fails its record, not a half-published batch.
             reasons[position] = f"the prediction message could not be built ({type(exc).__name__}: {str(exc)[:200]})"
     failures = [ItemFailure(items[p].item_id, reasons[p]) for p in sorted(reasons)]
-    return StreamResult(items=items, outputs=outputs, failures=failures)
+    return StreamResult(items=items, outputs=outputs, failures=failures, scored=scored)
 
 
 def _score_each_alone_if_needed(predictor: Predictor, records: list[Any]) -> list[RecordOutcome]:
@@ -221,7 +229,11 @@ def _score_each_alone_if_needed(predictor: Predictor, records: list[Any]) -> lis
 
 
 def handle_event(
-    predictor: Predictor, event: Any, sink: Sink | None, dead_letters: Sink | None = None
+    predictor: Predictor,
+    event: Any,
+    sink: Sink | None,
+    dead_letters: Sink | None = None,
+    prediction_log: PredictionLog | None = None,
 ) -> dict[str, Any]:
     """Score an event, publish to `sink` (if any), dead-letter what can never succeed, answer Lambda.
 
@@ -241,7 +253,23 @@ def handle_event(
     reported = [failure for failure in write_failures if failure.retryable]
     reported += _not_dead_lettered(result.items, permanent, dead_letters)
     published = [message.body for message in result.outputs if message.item_id not in not_written]
+    if prediction_log is not None:
+        _log_published(prediction_log, predictor.bundle.manifest, result, not_written)
     return wire.batch_response(_in_event_order(result.items, reported), published)
+
+
+def _log_published(
+    prediction_log: PredictionLog, manifest: Manifest, result: StreamResult, not_written: AbstractSet[str]
+) -> None:
+    """Queue the published predictions (a retry republishes the rest, and logs them then), named by the id as sent."""
+    kept = [(item, outcome) for item, outcome in result.scored if item.item_id not in not_written]
+    outcomes = [
+        outcome
+        if outcome.record_id is not None or item.record_id is None
+        else replace(outcome, record_id=str(item.record_id))
+        for item, outcome in kept
+    ]
+    prediction_log.record(outcomes, [item.record for item, _ in kept], manifest.name, manifest.version)
 
 
 def _not_dead_lettered(
