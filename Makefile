@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= batch,airflow,web,dev,mlflow,monitor
+EXTRAS ?= batch,airflow,web,dev,mlflow,monitor,stream
 LOCK := constraints.txt
 LOCK_VENV := build/lock-venv
 
@@ -24,7 +24,7 @@ lock:
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LOCK_VENV)/bin/python -m pip install --quiet '.[batch,airflow,web,dev,mlflow,monitor]'
+	$(LOCK_VENV)/bin/python -m pip install --quiet '.[batch,airflow,web,dev,mlflow,monitor,stream]'
 	$(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | grep -v '^ride-scoring' > $(LOCK)
 	rm -rf $(LOCK_VENV)
 	@echo "$(LOCK): $$(wc -l < $(LOCK)) pinned packages; commit it"
