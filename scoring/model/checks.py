@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,172 @@ def type_name(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
+# The reasons, one function each: the columnar checks below and the per-record checks of the small-request
+# path (check_json_value) both word them here, so the two paths cannot drift apart in what they say.
+
+
+def missing_field(name: str) -> str:
+    return f"missing required field '{name}'"
+
+
+def not_a_string(spec: FieldSpec, value: object) -> str:
+    return f"field '{spec.name}': expected a string, got {type_name(value)}"
+
+
+def string_is_null(spec: FieldSpec) -> str:
+    return f"field '{spec.name}': is null"
+
+
+def not_allowed(spec: FieldSpec, value: object) -> str:
+    return f"field '{spec.name}': {_short(value)} is not one of its {len(spec.values or ())} allowed values"
+
+
+def wrong_type(spec: FieldSpec, value: object) -> str:
+    return f"field '{spec.name}': expected {_expected(spec)}, got {type_name(value)}"
+
+
+def number_is_null(spec: FieldSpec) -> str:
+    return f"field '{spec.name}': is null or NaN"
+
+
+def not_finite(spec: FieldSpec) -> str:
+    return f"field '{spec.name}': is not finite"
+
+
+def not_an_integer(spec: FieldSpec, value: float) -> str:
+    return f"field '{spec.name}': {_fmt(value)} is not an integer"
+
+
+def too_large_integer(spec: FieldSpec) -> str:
+    return f"field '{spec.name}': is too large for an integer (it must be below 2**53)"
+
+
+def below_minimum(spec: FieldSpec, value: float) -> str:
+    return f"field '{spec.name}': {_fmt(value)} is below the minimum {_fmt(spec.minimum)}"  # type: ignore[arg-type]
+
+
+def above_maximum(spec: FieldSpec, value: float) -> str:
+    return f"field '{spec.name}': {_fmt(value)} is above the maximum {_fmt(spec.maximum)}"  # type: ignore[arg-type]
+
+
+def id_problem(id_field: str, reason: str) -> str:
+    return f"id field '{id_field}': {reason}"
+
+
+def number_of(spec: FieldSpec, value: object) -> tuple[float, str | None]:
+    """A JSON value of a number field as float64 (NaN for null), or NaN and the reason its type is wrong."""
+    if value is None:
+        return math.nan, None
+    if isinstance(value, (bool, np.bool_)):
+        return math.nan, wrong_type(spec, True)
+    if isinstance(value, numbers.Real):
+        try:
+            return float(value), None
+        except OverflowError:  # an integer of hundreds of digits
+            return math.inf, None
+    if isinstance(value, Decimal):
+        # A Parquet decimal column: a number. float() rounds it to the nearest double, as a float column would
+        # hold it; NaN and infinities go through the checks every number does.
+        return (float(value) if not value.is_snan() else math.nan), None
+    return math.nan, wrong_type(spec, value)
+
+
+def is_missing(value: object) -> bool:
+    """pandas' notion of a missing scalar (None, NaN, NA, NaT, a NaN Decimal); containers are values, not missing."""
+    if value is None:
+        return True
+    if isinstance(value, (str, int, list, dict, tuple)):
+        return False
+    return bool(pd.isna(value))
+
+
+def check_json_value(spec: FieldSpec, value: object, present: bool) -> tuple[object, str | None]:
+    """One JSON value of one field, by the rules the columnar checks apply: its typed value and the reason, if any.
+
+    The typed value is the string, the float, or the int (integer fields); None stands for null.
+    `present` is False when the record lacks the key (a required field then reads "missing required field").
+    """
+    if spec.type == "string":
+        typed, reason = _string_value(spec, value)
+    else:
+        typed, reason = _number_value(spec, value)
+    if not present and spec.required:
+        return None, missing_field(spec.name)
+    return typed, reason
+
+
+def json_value_checker(spec: FieldSpec) -> Callable[[object], tuple[object, str | None]]:
+    """check_json_value for one field and a present key, with the common valid values accepted up front.
+
+    The shortcut only ever accepts: an exact str, int or float that every rule lets through. Anything
+    else (a wrong type, a null, a value some rule refuses) goes to check_json_value, so the reasons are its.
+    """
+    allowed = frozenset(spec.values) if spec.values is not None else None
+    low = spec.minimum if spec.minimum is not None else -math.inf
+    high = spec.maximum if spec.maximum is not None else math.inf
+    integer = spec.type == "integer"
+
+    def full(value: object) -> tuple[object, str | None]:
+        return check_json_value(spec, value, True)
+
+    if spec.type == "string":
+
+        def check_string(value: object) -> tuple[object, str | None]:
+            if type(value) is str and (allowed is None or value in allowed):
+                return value, None
+            return full(value)
+
+        return check_string
+
+    def check_number(value: object) -> tuple[object, str | None]:
+        kind = type(value)
+        if kind is float:
+            # NaN fails both comparisons; infinities and fractions (for an integer) fail the others.
+            if low <= value <= high and -MAX_EXACT_INTEGER < value < MAX_EXACT_INTEGER:  # type: ignore[operator]
+                if not integer:
+                    return value, None
+                if value.is_integer():  # type: ignore[attr-defined]
+                    return int(value), None  # type: ignore[call-overload]
+        elif kind is int and low <= value <= high and -MAX_EXACT_INTEGER < value < MAX_EXACT_INTEGER:  # type: ignore[operator]
+            return (value if integer else float(value)), None  # type: ignore[arg-type]
+        return full(value)
+
+    return check_number
+
+
+def _string_value(spec: FieldSpec, value: object) -> tuple[object, str | None]:
+    if isinstance(value, str):
+        if spec.values is not None and value not in spec.values:
+            return None, not_allowed(spec, value)
+        return value, None
+    if is_missing(value):
+        return None, string_is_null(spec) if spec.required else None
+    return None, not_a_string(spec, value)
+
+
+def _number_value(spec: FieldSpec, value: object) -> tuple[object, str | None]:
+    # Each later rule overwrites an earlier one's reason, exactly as the columnar checks assign them in turn.
+    number, reason = number_of(spec, value)
+    if reason is not None:
+        return None, reason
+    if math.isnan(number):
+        return None, number_is_null(spec) if spec.required else None
+    if math.isinf(number):
+        return None, not_finite(spec)
+    if spec.type == "integer":
+        if not number.is_integer():
+            reason = not_an_integer(spec, number)
+        elif abs(number) >= MAX_EXACT_INTEGER:
+            reason = too_large_integer(spec)
+    if spec.minimum is not None and number < spec.minimum:
+        reason = below_minimum(spec, number)
+    if spec.maximum is not None and number > spec.maximum:
+        reason = above_maximum(spec, number)
+    if reason is not None:
+        return None, reason
+    return (int(number) if spec.type == "integer" else number), None
+
+
 def _no_reasons(rows: int) -> np.ndarray:
     return np.full(rows, None, dtype=object)
 
@@ -54,7 +221,7 @@ def check_field(
     if column is None:
         missing = np.full(rows, None, dtype=object) if spec.type == "string" else np.full(rows, np.nan)
         if spec.required:
-            return missing, np.full(rows, f"missing required field '{spec.name}'", dtype=object)
+            return missing, np.full(rows, missing_field(spec.name), dtype=object)
         return missing, _no_reasons(rows)
     if spec.type == "string":
         return _check_string(column, index, spec)
@@ -67,16 +234,13 @@ def _check_string(column: pd.Series | np.ndarray, index: pd.Index, spec: FieldSp
     is_null = pd.isna(values)
     not_str = np.fromiter((not isinstance(v, str) for v in values), dtype=bool, count=len(values)) & ~is_null
     if not_str.any():
-        reasons[not_str] = [f"field '{spec.name}': expected a string, got {type_name(v)}" for v in values[not_str]]
+        reasons[not_str] = [not_a_string(spec, v) for v in values[not_str]]
     if spec.required and is_null.any():
-        reasons[is_null] = f"field '{spec.name}': is null"
+        reasons[is_null] = string_is_null(spec)
     if spec.values is not None:
         outside = ~pd.Series(values, dtype=object).isin(spec.values).to_numpy() & ~is_null & ~not_str
         if outside.any():
-            reasons[outside] = [
-                f"field '{spec.name}': {_short(v)} is not one of its {len(spec.values)} allowed values"
-                for v in values[outside]
-            ]
+            reasons[outside] = [not_allowed(spec, v) for v in values[outside]]
     # A Series keeps dtype=object: from a bare array pandas would infer its string dtype and turn None into NaN.
     return pd.Series(values, index=index, dtype=object).where(~is_null, None), reasons
 
@@ -86,32 +250,28 @@ def _check_number(column: pd.Series | np.ndarray, spec: FieldSpec, text_input: b
     typed_ok = pd.isna(reasons)
     is_nan = np.isnan(numeric) & typed_ok
     if spec.required and is_nan.any():
-        reasons[is_nan] = f"field '{spec.name}': is null or NaN"
+        reasons[is_nan] = number_is_null(spec)
     is_inf = np.isinf(numeric) & typed_ok
     if is_inf.any():
-        reasons[is_inf] = f"field '{spec.name}': is not finite"
+        reasons[is_inf] = not_finite(spec)
     finite = np.isfinite(numeric) & typed_ok
     if spec.type == "integer":
         fractional = finite & (np.floor(numeric) != numeric)
         if fractional.any():
-            reasons[fractional] = [f"field '{spec.name}': {_fmt(v)} is not an integer" for v in numeric[fractional]]
+            reasons[fractional] = [not_an_integer(spec, v) for v in numeric[fractional]]
         # From 2**53 on a float64 no longer holds every integer (2**53 + 1 reads as 2**53), so the value
         # could have changed already: refuse the whole range rather than store a neighbour.
         too_large = finite & ~fractional & (np.abs(numeric) >= MAX_EXACT_INTEGER)
         if too_large.any():
-            reasons[too_large] = f"field '{spec.name}': is too large for an integer (it must be below 2**53)"
+            reasons[too_large] = too_large_integer(spec)
     if spec.minimum is not None:
         below = finite & (numeric < spec.minimum)
         if below.any():
-            reasons[below] = [
-                f"field '{spec.name}': {_fmt(v)} is below the minimum {_fmt(spec.minimum)}" for v in numeric[below]
-            ]
+            reasons[below] = [below_minimum(spec, v) for v in numeric[below]]
     if spec.maximum is not None:
         above = finite & (numeric > spec.maximum)
         if above.any():
-            reasons[above] = [
-                f"field '{spec.name}': {_fmt(v)} is above the maximum {_fmt(spec.maximum)}" for v in numeric[above]
-            ]
+            reasons[above] = [above_maximum(spec, v) for v in numeric[above]]
     if spec.type != "integer":
         return numeric, reasons
     usable = pd.isna(reasons) & np.isfinite(numeric)
@@ -129,7 +289,7 @@ def _as_float(column: pd.Series | np.ndarray, spec: FieldSpec, text_input: bool)
     rows = len(column)
     if pd.api.types.is_bool_dtype(dtype):
         problem = _no_reasons(rows)
-        problem[column.notna().to_numpy()] = f"field '{spec.name}': expected {_expected(spec)}, got a boolean"
+        problem[column.notna().to_numpy()] = wrong_type(spec, True)
         return np.full(rows, np.nan), problem
     if pd.api.types.is_numeric_dtype(dtype):
         return column.to_numpy(dtype=float, na_value=np.nan), _no_reasons(rows)
@@ -160,21 +320,7 @@ def _classify_objects(values: np.ndarray, spec: FieldSpec) -> tuple[np.ndarray, 
     out = np.full(len(values), np.nan)
     problem = _no_reasons(len(values))
     for i, v in enumerate(values):
-        if v is None:
-            continue
-        if isinstance(v, (bool, np.bool_)):
-            problem[i] = f"field '{spec.name}': expected {_expected(spec)}, got a boolean"
-        elif isinstance(v, numbers.Real):
-            try:
-                out[i] = float(v)
-            except OverflowError:  # an integer of hundreds of digits
-                out[i] = math.inf
-        elif isinstance(v, Decimal):
-            # A Parquet decimal column: a number. float() rounds it to the nearest double, as a float column would
-            # hold it; NaN and infinities go through the checks every number does.
-            out[i] = float(v) if not v.is_snan() else math.nan
-        else:
-            problem[i] = f"field '{spec.name}': expected {_expected(spec)}, got {type_name(v)}"
+        out[i], problem[i] = number_of(spec, v)
     return out, problem
 
 
@@ -205,9 +351,9 @@ def check_id(
     reasons = _no_reasons(rows)
     has_reason = pd.notna(refused)
     if has_reason.any():
-        reasons[has_reason] = [f"id field '{id_field}': {reason}" for reason in refused[has_reason]]
+        reasons[has_reason] = [id_problem(id_field, reason) for reason in refused[has_reason]]
     if required:
         missing = ids.isna().to_numpy() & ~has_reason
         if missing.any():
-            reasons[missing] = f"id field '{id_field}': is null"
+            reasons[missing] = id_problem(id_field, "is null")
     return ids, reasons

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.feature_extraction import DictVectorizer
 
 from scoring.errors import ModelLoadError
 from scoring.model.bundle import ModelBundle, feature_vectorizer
@@ -54,7 +55,12 @@ class Predictor:
         if len(inputs) == 0:
             empty = np.empty((0, len(manifest.classes or ())), dtype=float) if wants_probabilities else None
             return np.empty(0, dtype=float), empty
-        model_input = self._model_input(inputs)
+        return self.predict_model_input(self._model_input(inputs))
+
+    def predict_model_input(self, model_input: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """As predict_with_probabilities, from what the estimator itself is fed (the vectorizer's matrix, or the
+        feature frame), for at least one row: the one place where a task's answer is read off the estimator."""
+        manifest = self.bundle.manifest
         if manifest.task == "regression":
             return np.asarray(self._estimator.predict(model_input), dtype=float), None
         assert self._columns is not None
@@ -63,7 +69,7 @@ class Predictor:
             return proba[:, self._columns[_index_of(manifest.classes, manifest.positive_class)]], None
         labels = self._estimator.predict(model_input)
         indexes = self._label_indexes(labels)
-        if not wants_probabilities:
+        if manifest.returns != "probabilities":
             return indexes, None
         proba = np.asarray(self._estimator.predict_proba(model_input), dtype=float)
         return indexes, proba[:, self._columns]
@@ -74,6 +80,16 @@ class Predictor:
         if manifest.returns not in LABEL_RETURNS or manifest.classes is None:
             return None
         return manifest.classes[int(value)]
+
+    @property
+    def vectorizer(self) -> DictVectorizer | None:
+        """The DictVectorizer in front of the estimator (the bundle's own, or a Pipeline's first step), if any."""
+        return self._vectorizer
+
+    @property
+    def estimator(self) -> Any:
+        """What predicts from the vectorizer's matrix (or from the feature frame when there is no vectorizer)."""
+        return self._estimator
 
     def _model_input(self, inputs: pd.DataFrame) -> Any:
         features = build_features(self.declaration, inputs)

@@ -13,15 +13,19 @@ and only columns of mixed Python objects (JSON) are walked value by value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from scoring.model.checks import check_field, check_id, type_name
+from scoring.model.checks import check_field, check_id, check_json_value, id_problem, json_value_checker, type_name
+from scoring.model.record_ids import MAX_ID_LENGTH, canonical_id
 
 FIELD_TYPES = ("integer", "number", "string")
+# A record without the key, told apart from one that sent null.
+_ABSENT = object()
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,50 @@ class InputSchema:
         return ValidationResult(
             valid=valid[~bad] if bad.any() else valid, rejected=pd.Series(reason[bad], index=index[bad], dtype=object)
         )
+
+    @cached_property
+    def _json_checkers(self) -> tuple[tuple[FieldSpec, Callable[[object], tuple[object, str | None]]], ...]:
+        return tuple((spec, json_value_checker(spec)) for spec in self.fields)
+
+    def check_record(self, record: object) -> tuple[dict[str, object] | None, str | None, str | None]:
+        """One JSON-decoded record by exactly the rules of validate_records, without pandas (the small-request path).
+
+        Returns (typed values by field name, or None when refused; the id's canonical text or None; the reason or None).
+        Integers come back as int, numbers as float, strings as str, null as None.
+        """
+        if not isinstance(record, dict):
+            return None, None, f"record is {type_name(record)}, not an object"
+        values: dict[str, object] = {}
+        reasons: list[str] | None = None
+        for spec, check in self._json_checkers:
+            value = record.get(spec.name, _ABSENT)
+            if value is _ABSENT:
+                typed, reason = check_json_value(spec, None, False)
+            else:
+                typed, reason = check(value)
+            values[spec.name] = typed
+            if reason is not None:
+                reasons = [*(reasons or ()), reason]
+        record_id, refused = self._record_id(record)
+        if refused is not None:
+            reasons = [*(reasons or ()), refused]
+        if reasons:
+            return None, record_id, "; ".join(reasons)
+        return values, record_id, None
+
+    def _record_id(self, record: dict) -> tuple[str | None, str | None]:
+        """The id's canonical text, and the reason it is refused (named by field), as check_id gives them."""
+        if self.id_field is None:
+            return None, None
+        raw = record.get(self.id_field)
+        if type(raw) is int:
+            text = str(raw)
+            if len(text) <= MAX_ID_LENGTH:
+                return text, None
+        if raw is None or raw is pd.NA:
+            return None, None
+        record_id, refused = canonical_id(raw)
+        return record_id, id_problem(self.id_field, refused) if refused is not None else None
 
     def validate_records(self, records: list[object]) -> ValidationResult:
         """Validate JSON-decoded records (online and streaming); a non-object record is rejected alone."""
