@@ -5,7 +5,7 @@
 # The Fernet key placeholder is base64 of "change-me-..."; its text starts with Y2hhbmdlLW1l.
 status=0
 for name in POSTGRES_PASSWORD AIRFLOW_DB_PASSWORD PREDICTIONS_DB_PASSWORD AIRFLOW_ADMIN_PASSWORD \
-  AIRFLOW_FERNET_KEY AIRFLOW_JWT_SECRET; do
+  AIRFLOW_FERNET_KEY AIRFLOW_JWT_SECRET GRAFANA_DB_PASSWORD GRAFANA_ADMIN_PASSWORD; do
   eval "value=\${$name:-}"
   case "$value" in
     "" | change-me* | Y2hhbmdlLW1l*)

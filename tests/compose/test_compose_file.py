@@ -51,7 +51,7 @@ def test_every_variable_has_a_value_in_env_example_or_a_default(raw_compose, env
 def test_secrets_have_no_default_and_fail_loudly_without_env(raw_compose, env_example):
     # Given the secrets (passwords, keys) the file uses
     secrets = {"POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "PREDICTIONS_DB_PASSWORD", "AIRFLOW_ADMIN_PASSWORD"}
-    secrets |= {"AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET"}
+    secrets |= {"AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "GRAFANA_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
     used = {ref.name: ref for ref in references(raw_compose)}
     assert secrets <= used.keys()
     for name in secrets:
@@ -63,7 +63,8 @@ def test_secrets_have_no_default_and_fail_loudly_without_env(raw_compose, env_ex
 
 
 def test_env_example_holds_placeholders_only(env_example):
-    for name in ("POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "PREDICTIONS_DB_PASSWORD", "AIRFLOW_ADMIN_PASSWORD"):
+    passwords = ("POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "PREDICTIONS_DB_PASSWORD", "AIRFLOW_ADMIN_PASSWORD")
+    for name in (*passwords, "GRAFANA_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
         assert env_example[name].startswith("change-me"), name
     assert env_example["AIRFLOW_JWT_SECRET"].startswith("change-me")
     assert base64.urlsafe_b64decode(env_example["AIRFLOW_FERNET_KEY"]).startswith(b"change-me")
@@ -77,7 +78,9 @@ def test_env_example_keys_are_usable_as_they_are(env_example):
     assert len(env_example["AIRFLOW_JWT_SECRET"]) >= 64
 
 
-@pytest.mark.parametrize("name", ["POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "PREDICTIONS_DB_PASSWORD"])
+@pytest.mark.parametrize(
+    "name", ["POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "PREDICTIONS_DB_PASSWORD", "GRAFANA_DB_PASSWORD"]
+)
 def test_database_passwords_need_no_url_encoding(env_example, name):
     # They are pasted into database URLs: characters such as @ : / # would break them.
     assert env_example[name].replace("-", "").replace("_", "").isalnum()

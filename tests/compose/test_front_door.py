@@ -18,6 +18,8 @@ SECRETS = (
     "AIRFLOW_ADMIN_PASSWORD",
     "AIRFLOW_FERNET_KEY",
     "AIRFLOW_JWT_SECRET",
+    "GRAFANA_DB_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
 )
 
 
@@ -117,7 +119,7 @@ def test_every_service_holding_a_secret_starts_after_the_preflight(services, env
         return "preflight" in targets or any(after_preflight(target) for target in targets)
 
     holders = [name for name in services if name != "preflight" and holds_secret(name)]
-    assert {"postgres", "airflow-init", "airflow-apiserver", "seed", "web"} <= set(holders)
+    assert {"postgres", "airflow-init", "airflow-apiserver", "seed", "web", "lambda", "grafana"} <= set(holders)
     assert [name for name in holders if not after_preflight(name)] == []
     assert services["postgres"]["depends_on"]["preflight"]["condition"] == "service_completed_successfully"
 

@@ -9,14 +9,16 @@ import stat
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import boto3
 import pytest
 import sqlalchemy as sa
 
-from scoring.batch.store.engines import make_engine
+from scoring.batch.store.engines import make_engine, upgrade
 from tests.compose.stack import ROOT
 
 POSTGRES_INIT = ROOT / "docker/postgres/create-databases.sh"
@@ -32,43 +34,132 @@ def run(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 # --- docker/postgres/create-databases.sh -----------------------------------------------------------------
 
 
-@pytest.mark.postgres
-def test_postgres_init_creates_two_databases_each_owned_by_its_role(postgres_url):
-    # Given unique names (one needing quotes) and a password a naive script would break on
+@dataclass(frozen=True)
+class InitialisedServer:
+    """What one run of the postgres init script was given: (role, database) by prefix, and the reader role."""
+
+    url: str
+    owners: dict[str, tuple[str, str]]
+    reader: str
+    env: dict[str, str]
+
+    def as_role(self, role: str, database: str) -> str:
+        """A URL logging in as `role` (the test server trusts local logins, so no password is needed)."""
+        server = urlsplit(self.url)
+        return f"postgresql+psycopg2://{quote(role)}@{server.hostname}:{server.port or 5432}/{quote(database)}"
+
+
+@pytest.fixture
+def initialised_server(postgres_url: str) -> Iterator[InitialisedServer]:
+    """The init script run twice (a restarted init must not fail) with throwaway names, dropped afterwards."""
+    # Given unique names (some needing quotes) and a password a naive script would break on
     suffix = uuid.uuid4().hex[:8]
-    names = {"AIRFLOW": (f"af-{suffix}", f"afdb_{suffix}"), "PREDICTIONS": (f"sc_{suffix}", f"scdb-{suffix}")}
+    owners = {"AIRFLOW": (f"af-{suffix}", f"afdb_{suffix}"), "PREDICTIONS": (f"sc_{suffix}", f"scdb-{suffix}")}
+    reader = f"reader-{suffix}"
     server = urlsplit(postgres_url)
     env = {
         "PATH": os.environ["PATH"],
         "PGHOST": server.hostname or "127.0.0.1",
         "PGPORT": str(server.port or 5432),
         "POSTGRES_USER": server.username or "postgres",
+        "GRAFANA_DB_USER": reader,
+        "GRAFANA_DB_PASSWORD": "it's-$ecret",
     }
-    for prefix, (role, database) in names.items():
+    for prefix, (role, database) in owners.items():
         env |= {f"{prefix}_DB_USER": role, f"{prefix}_DB_NAME": database, f"{prefix}_DB_PASSWORD": "it's-$ecret"}
     admin = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg2://"))
     try:
-        # When the script runs twice (a restarted init must not fail)
         for _ in range(2):
             result = run(POSTGRES_INIT, env)
             assert result.returncode == 0, result.stderr
-        # Then each database exists, owned by its own login role, which has a password
-        with admin.connect() as conn:
-            for role, database in names.values():
-                owner = conn.execute(
-                    sa.text("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :d"), {"d": database}
-                ).scalar_one()
-                login, has_password = conn.execute(
-                    sa.text("SELECT rolcanlogin, rolpassword IS NOT NULL FROM pg_authid WHERE rolname = :r"),
-                    {"r": role},
-                ).one()
-                assert (owner, login, has_password) == (role, True, True)
+            assert "it's-$ecret" not in result.stdout + result.stderr
+        yield InitialisedServer(postgres_url, owners, reader, env)
     finally:
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for role, database in names.values():
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}"'))
+            for _, database in owners.values():
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            for role in [reader, *(role for role, _ in owners.values())]:
                 conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_init_creates_two_databases_each_owned_by_its_role(initialised_server):
+    # Then each database exists, owned by its own login role, which has a password
+    admin = sa.create_engine(initialised_server.url.replace("postgresql://", "postgresql+psycopg2://"))
+    with admin.connect() as conn:
+        for role, database in initialised_server.owners.values():
+            owner = conn.execute(
+                sa.text("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :d"), {"d": database}
+            ).scalar_one()
+            login, has_password = conn.execute(
+                sa.text("SELECT rolcanlogin, rolpassword IS NOT NULL FROM pg_authid WHERE rolname = :r"),
+                {"r": role},
+            ).one()
+            assert (owner, login, has_password) == (role, True, True)
+        # And the reader is a plain login with a password, owning nothing
+        reader = conn.execute(
+            sa.text(
+                "SELECT rolcanlogin, rolpassword IS NOT NULL, rolsuper, rolcreatedb, rolcreaterole"
+                " FROM pg_authid WHERE rolname = :r"
+            ),
+            {"r": initialised_server.reader},
+        ).one()
+        assert tuple(reader) == (True, True, False, False, False)
+    admin.dispose()
+
+
+def denied(engine: sa.Engine, sql: str) -> bool:
+    """Whether PostgreSQL refuses this statement to the engine's role (and rolls it back)."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(sql))
+    except sa.exc.DBAPIError as error:
+        message = str(error.orig)
+        return any(reason in message for reason in ("permission denied", "must be owner", "read-only transaction"))
+    return False
+
+
+@pytest.mark.postgres
+def test_the_grafana_reader_may_select_what_the_owners_migrations_create_and_nothing_more(initialised_server):
+    # Given the predictions database migrated by its owner after the init script ran (as seed does)
+    owner, database = initialised_server.owners["PREDICTIONS"]
+    owner_engine = make_engine(initialised_server.as_role(owner, database))
+    reader_engine = make_engine(initialised_server.as_role(initialised_server.reader, database))
+    try:
+        upgrade(owner_engine)
+        with owner_engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO partition_metrics (job, partition_key, run_id, feature, metric, value, drifted)"
+                    " VALUES ('rides', '2026-03-01T00', 'run-1', 'trip_distance', 'psi', 0.02, false)"
+                )
+            )
+        # When Grafana's role reads every table its panels and a curious user may query
+        with reader_engine.connect() as conn:
+            for table in ("partition_metrics", "traffic_metrics", "prediction_log", "predictions", "scoring_runs"):
+                conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            assert conn.execute(sa.text("SELECT value FROM partition_metrics")).scalar_one() == 0.02
+        # Then it can change nothing, even after switching the read-only default off
+        for sql in (
+            "INSERT INTO partition_metrics (job, partition_key, run_id, feature, metric, value, drifted)"
+            " VALUES ('x', 'x', 'x', 'x', 'x', 0, false)",
+            "DELETE FROM partition_metrics",
+            "UPDATE predictions SET prediction = 0",
+            "TRUNCATE prediction_log",
+            "DROP TABLE scoring_runs",
+            "CREATE TABLE grafana_was_here (id int)",
+        ):
+            assert denied(reader_engine, sql), sql
+            assert denied(reader_engine, f"SET TRANSACTION READ WRITE; {sql}"), sql
+        with owner_engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM partition_metrics")).scalar_one() == 1
+            assert "scoring_runs" in sa.inspect(conn).get_table_names()
+        # And a rerun of the script on the migrated database (an older volume, by hand) still succeeds
+        assert run(POSTGRES_INIT, initialised_server.env).returncode == 0
+    finally:
+        owner_engine.dispose()
+        reader_engine.dispose()
 
 
 def test_postgres_init_refuses_to_run_without_passwords():

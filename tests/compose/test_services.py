@@ -63,7 +63,7 @@ def scoring_settings(service: dict[str, Any]) -> dict[str, str]:
 
 def test_the_stack_has_every_component(services):
     expected = {"preflight", "postgres", "redis", "localstack", "seed", "web", "nginx", "lambda", "stream-runner"}
-    expected |= {"stream-runner-sqs"}
+    expected |= {"stream-runner-sqs", "grafana"}
     assert expected | set(AIRFLOW_SERVICES) <= set(services)
 
 
