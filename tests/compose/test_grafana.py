@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from scoring.monitoring.accumulate import PartitionAccumulator
 from scoring.monitoring.profile import ReferenceProfile
 from scoring.monitoring.tables import traffic_metrics
 from scoring.monitoring.writes import replace_partition_metrics
+from tests.compose.stack import ROOT, Mount, environment, healthcheck_argv, mounts, references, repo_path_of
 from tests.unit.monitoring.rides import KINDS, OUTPUT, predict_minutes, ride_inputs
 
 GRAFANA = Path(__file__).resolve().parents[2] / "docker" / "grafana"
@@ -170,3 +172,73 @@ def test_the_job_variable_lists_the_jobs(sample_database, dashboard):
     [variable] = dashboard["templating"]["list"]
     with sample_database.connect() as connection:
         assert connection.execute(sa.text(variable["query"])).scalars().all() == [JOB]
+
+
+# --- the compose service ---------------------------------------------------------------------------------------
+
+PROVISIONING_TARGET = "/etc/grafana/provisioning"  # the image's GF_PATHS_PROVISIONING
+
+
+def test_grafana_mounts_exactly_the_provisioning_folders_that_exist_read_only(services):
+    grafana = services["grafana"]
+    provisioning = {
+        mount.target: (ROOT / mount.source).resolve()
+        for mount in mounts(grafana)
+        if mount.target.startswith(PROVISIONING_TARGET + "/")
+    }
+    # Each of Grafana's provisioning folders the repository holds is mounted where Grafana looks for it
+    existing = {f"{PROVISIONING_TARGET}/{folder.name}": folder for folder in (GRAFANA / "provisioning").iterdir()}
+    assert provisioning == existing
+    assert {DATASOURCE, PROVIDERS} <= {path for folder in existing.values() for path in folder.iterdir()}
+    # And every bind mount is read-only: Grafana changes nothing in the repository
+    assert all(mount.read_only for mount in mounts(grafana) if mount.is_bind)
+    assert [m for m in mounts(grafana) if not m.is_bind] == [Mount("grafana-data", "/var/lib/grafana", False)]
+
+
+def test_the_provider_and_the_home_dashboard_find_the_dashboard_file(services):
+    grafana = services["grafana"]
+    folder = yaml.safe_load(PROVIDERS.read_text())["providers"][0]["options"]["path"]
+    assert repo_path_of(grafana, f"{folder}/{DASHBOARD.name}") == DASHBOARD
+    assert repo_path_of(grafana, environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]) == DASHBOARD
+
+
+def test_the_datasource_logs_in_as_the_read_only_role_to_the_predictions_database(services):
+    grafana, postgres = environment(services["grafana"]), environment(services["postgres"])
+    # Given the variables the provisioned datasource expands
+    wanted = set(re.findall(r"\$\{([A-Z_]+)\}", DATASOURCE.read_text()))
+    assert wanted == {"GRAFANA_DB_HOST", "GRAFANA_DB_NAME", "GRAFANA_DB_USER", "GRAFANA_DB_PASSWORD"}
+    assert all(grafana.get(name) for name in wanted)
+    # Then they name the database the seed migrates, as the role the postgres init script makes read-only
+    predictions = urlsplit(environment(services["seed"])["SCORING_DATABASE_URL"])
+    assert grafana["GRAFANA_DB_HOST"] == f"{predictions.hostname}:{predictions.port}"
+    assert grafana["GRAFANA_DB_NAME"] == predictions.path.lstrip("/")
+    assert grafana["GRAFANA_DB_USER"] == postgres["GRAFANA_DB_USER"] != predictions.username
+    assert grafana["GRAFANA_DB_PASSWORD"] == postgres["GRAFANA_DB_PASSWORD"] != predictions.password
+    assert "GRAFANA_DB_USER" in (ROOT / "docker/postgres/create-databases.sh").read_text()
+
+
+def test_grafana_admits_only_its_admin(services, raw_compose):
+    grafana = services["grafana"]
+    env = environment(grafana)
+    assert (env["GF_USERS_ALLOW_SIGN_UP"], env["GF_AUTH_ANONYMOUS_ENABLED"]) == ("false", "false")
+    [password] = [r for r in references(raw_compose["services"]["grafana"]) if r.name == "GRAFANA_ADMIN_PASSWORD"]
+    assert password.is_required
+    assert re.fullmatch(r"grafana/grafana:1[12]\.\d+\.\d+", grafana["image"])
+
+
+def test_grafana_starts_on_the_migrated_database_and_answers_its_health_check(services):
+    grafana = services["grafana"]
+    assert grafana["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert grafana["depends_on"]["seed"]["condition"] == "service_completed_successfully"
+    check = healthcheck_argv(grafana)
+    assert check[0] == "curl" and "--fail" in check and check[-1] == "http://127.0.0.1:3000/api/health"
+    [port] = grafana["ports"]
+    assert port.startswith("127.0.0.1:") and port.endswith(":3000")
+
+
+@pytest.mark.parametrize("name", ["web", "lambda"])
+def test_online_and_stream_traffic_is_logged_to_the_migrated_database(services, name):
+    service = services[name]
+    assert environment(service)["SCORING_PREDICTION_LOG_URL"] == environment(services["seed"])["SCORING_DATABASE_URL"]
+    assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert service["depends_on"]["seed"]["condition"] == "service_completed_successfully"
