@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="a feature joining inputs, e.g. 'PU_DO=PULocationID+\"_\"+DOLocationID' (repeatable)",
     )
     imp.add_argument("--sample", help="a Parquet or CSV file whose column types type the inputs")
-    imp.add_argument("--id-field", help="field naming each record (default: the manifest default id field)")
+    imp.add_argument("--id-field", help="field naming each record (default: ride_id for the ride presets, else id)")
     imp.add_argument("--require-id", action="store_true", help="a batch file without the id column fails fast")
     imp.add_argument("--output", help="name of the predicted field (default: by task, e.g. duration, probability)")
     imp.add_argument("--returns", choices=("value", "probability", "label", "probabilities"))

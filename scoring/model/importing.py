@@ -51,6 +51,11 @@ ARTIFACT_NAMES = {"pickle": ARTIFACT_NAME, "skops": "model.skops"}
 DEFAULT_OUTPUTS = {"value": DEFAULT_OUTPUT, "probability": "probability", "label": "label", "probabilities": "label"}
 
 
+# What a bundle names its records by when the model is not one of the ride presets (which keep "ride_id"):
+# a ride name would be wrong for a fraud or churn model, and no id at all would leave answers unmatched.
+GENERIC_ID_FIELD = "id"
+
+
 @dataclass(frozen=True)
 class ImportRequest:
     """What `scoring model import` was asked: the source and every option (None: infer or default)."""
@@ -61,7 +66,7 @@ class ImportRequest:
     features: str | None = None  # a preset name; None infers the declaration from the model
     derive: tuple[str, ...] = ()  # NAME=INPUT+"SEP"+INPUT expressions
     sample: str | None = None  # a Parquet or CSV file whose column types type the inputs
-    id_field: str | None = DEFAULT_ID_FIELD
+    id_field: str | None = None  # None: the ride presets' "ride_id", else GENERIC_ID_FIELD
     require_id: bool = False
     output: str | None = None
     returns: str | None = None
@@ -317,8 +322,7 @@ def import_source(
     request: ImportRequest, destination: str | None = None, key: bytes | None = None
 ) -> tuple[Manifest, str]:
     """Turn SOURCE into a bundle at `destination` (default models/NAME/VERSION), signed with `key` if given."""
-    if request.require_id and request.id_field is None:
-        raise ConfigError("--require-id needs an --id-field")
+    id_field = request.id_field or (DEFAULT_ID_FIELD if request.features else GENERIC_ID_FIELD)
     resolved = resolve_source(request.source)
     name = request.name or resolved.name
     version = request.version or resolved.version
@@ -342,7 +346,7 @@ def import_source(
         name=name,
         version=version,
         features=declaration,
-        id_field=request.id_field,
+        id_field=id_field,
         output=request.output,
         task=task_of(loaded, request.returns, request.positive_class),
         named_preset=request.features,

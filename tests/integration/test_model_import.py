@@ -54,6 +54,8 @@ def test_a_fraud_classifier_pickle_imports_with_no_features_and_returns_the_frau
     assert (manifest.task, list(manifest.classes), manifest.positive_class) == ("binary", [0, 1], 1)
     assert (manifest.returns, manifest.output) == ("probability", "probability")
     assert {s.name: s.type for s in manifest.inputs} == {"amount": "number", "country": "string", "merchant": "string"}
+    # And its records are named by the generic "id", not a ride's name
+    assert manifest.id_field == "id"
     payments = fraud_records(100, seed=2)
     np.testing.assert_array_equal(predict_valid(predictor, payments), model.predict_proba(payments)[:, 1])
 
@@ -151,6 +153,7 @@ def test_a_preset_is_cut_to_the_inputs_the_model_reads(tmp_path):
     )
     # Then trip_distance is neither a feature nor a required input, and rides without it score
     assert [s.name for s in manifest.inputs] == ["PULocationID", "DOLocationID"]
+    assert manifest.id_field == "ride_id"  # a ride preset keeps the rides' id
     assert "trip_distance" not in [f.name for f in manifest.features]
     predicted = predict_valid(predictor, [{"PULocationID": 2, "DOLocationID": 3}])
     assert predicted[0] == model.predict(dv.transform([{"PULocationID": "2", "DOLocationID": "3"}]))[0]

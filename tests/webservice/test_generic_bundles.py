@@ -148,4 +148,5 @@ def test_a_classifier_imported_with_no_features_is_served_as_predict_proba(make_
     assert [p["fraud_probability"] for p in response.get_json()["predictions"]] == expected
     document = client.get("/openapi.json").get_json()
     validate(document)
-    assert set(document["components"]["schemas"]["Record"]["properties"]) == {"amount", "merchant", "country"}
+    # (and the generic id field an inferred import names records by)
+    assert set(document["components"]["schemas"]["Record"]["properties"]) == {"amount", "merchant", "country", "id"}
