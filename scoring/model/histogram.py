@@ -6,7 +6,9 @@ size is summarised chunk by chunk; two summaries of the same column merge (shard
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -89,6 +91,25 @@ class NumberHistogram:
             np.add.at(self.sums, bins, other.sums[filled])
         self.minimum = min(self.minimum, other.minimum)
         self.maximum = max(self.maximum, other.maximum)
+
+    def to_json(self) -> dict[str, Any]:
+        """Edges, counts, sums and range as plain JSON (a shard's state travels to the publish this way)."""
+        return {
+            "edges": self.edges.tolist(),
+            "counts": self.counts.tolist(),
+            "sums": self.sums.tolist(),
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> NumberHistogram:
+        """The histogram `to_json` described."""
+        histogram = cls(np.array(raw["edges"], dtype=float))
+        histogram.counts = np.array(raw["counts"], dtype=np.int64)
+        histogram.sums = np.array(raw["sums"], dtype=float)
+        histogram.minimum, histogram.maximum = float(raw["minimum"]), float(raw["maximum"])
+        return histogram
 
     def positions(self) -> np.ndarray:
         """Each bin's mean value (NaN for an empty bin): where its mass sits, for the Wasserstein distance."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,6 +64,18 @@ class _Histograms:
             self.pending, self.pending_size = [], 0
         return self.histogram
 
+    def to_json(self) -> dict[str, Any]:
+        pending = np.concatenate(self.pending).tolist() if self.pending else []
+        return {"histogram": self.histogram.to_json() if self.histogram is not None else None, "pending": pending}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> _Histograms:
+        histograms = cls()
+        histograms.histogram = NumberHistogram.from_json(raw["histogram"]) if raw["histogram"] is not None else None
+        pending = np.array(raw["pending"], dtype=float)
+        histograms.pending, histograms.pending_size = ([pending] if len(pending) else []), len(pending)
+        return histograms
+
     def merge(self, other: _Histograms) -> None:
         if other.histogram is None:
             for values in other.pending:
@@ -90,6 +103,21 @@ class _NumberColumn:
         if self.on_reference is not None:
             self.on_reference.add(values)
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "number",
+            "missing": self.missing,
+            "stats": self.stats.to_json(),
+            "on_reference": self.on_reference.to_json() if self.on_reference is not None else None,
+        }
+
+    def restore(self, raw: Mapping[str, Any]) -> None:
+        """Take the counts of a `to_json` state (the reference edges stay this column's own)."""
+        self.missing = int(raw["missing"])
+        self.stats = _Histograms.from_json(raw["stats"])
+        if self.on_reference is not None and raw["on_reference"] is not None:
+            self.on_reference = NumberHistogram.from_json(raw["on_reference"])
+
     def merge(self, other: _NumberColumn) -> None:
         self.missing += other.missing
         self.stats.merge(other.stats)
@@ -101,6 +129,14 @@ class _TextColumn:
     def __init__(self, categories: tuple[str, ...] | None):
         self.counts = TextCounts(categories)
         self.missing = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "text", "missing": self.missing, "counts": dict(self.counts.counts)}
+
+    def restore(self, raw: Mapping[str, Any]) -> None:
+        """Take the counts of a `to_json` state."""
+        self.missing = int(raw["missing"])
+        self.counts.counts = {str(name): int(n) for name, n in raw["counts"].items()}
 
     def merge(self, other: _TextColumn) -> None:
         self.missing += other.missing
@@ -162,6 +198,37 @@ class PartitionAccumulator:
                 # A plain int64 column cannot hold a null: skip the scan.
                 column.missing += 0 if series.dtype == np.int64 else int(series.isna().sum())
                 column.counts.add(series)
+
+    def to_json(self) -> dict[str, Any]:
+        """The accumulator as plain JSON: under Airflow each shard runs in its own process and the publish
+        merges what they staged."""
+        return {
+            "profile": self.profile.to_json() if self.profile is not None else None,
+            "kinds": dict(self.kinds),
+            "output": self.output_name,
+            "valid_rows": self.valid_rows,
+            "rejected_rows": self.rejected_rows,
+            "columns": {name: column.to_json() for name, column in self.columns.items()},
+        }
+
+    @classmethod
+    def from_json(
+        cls,
+        raw: Mapping[str, Any],
+        *,
+        number_threshold: float = drift.DEFAULT_NUMBER_THRESHOLD,
+        text_threshold: float = drift.DEFAULT_TEXT_THRESHOLD,
+    ) -> PartitionAccumulator:
+        """The accumulator `to_json` described, judging drift with the given thresholds."""
+        profile = ReferenceProfile.from_json(raw["profile"]) if raw["profile"] is not None else None
+        accumulator = cls(
+            profile, raw["kinds"], raw["output"], number_threshold=number_threshold, text_threshold=text_threshold
+        )
+        accumulator.valid_rows = int(raw["valid_rows"])
+        accumulator.rejected_rows = int(raw["rejected_rows"])
+        for name, column in accumulator.columns.items():
+            column.restore(raw["columns"][name])
+        return accumulator
 
     def merge(self, other: PartitionAccumulator) -> None:
         """Add another shard's accumulator of the same partition (same profile, kinds and output)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -121,6 +123,30 @@ def test_shards_merged_give_the_metrics_of_one_pass(profile, with_profile):
     for key, row in one.items():
         assert many[key].value == pytest.approx(row.value, rel=0.02, abs=1e-3), key
         assert many[key].drifted == row.drifted
+
+
+@pytest.mark.parametrize("with_profile", [True, False])
+def test_a_shard_state_through_json_merges_as_the_shard_itself(profile, with_profile):
+    # Given two shards, one of them too small to have fixed its own edges (values still pending)
+    reference = profile if with_profile else None
+    inputs = ride_inputs(12_000, seed=4)
+    first, second = accumulate(reference, inputs[:300], rejected=1), accumulate(reference, inputs[300:], rejected=3)
+    # When each travels as JSON (as from a shard's process to the publish's) and the copies merge
+    copies = [PartitionAccumulator.from_json(json.loads(json.dumps(a.to_json()))) for a in (first, second)]
+    copies[0].merge(copies[1])
+    first.merge(second)
+    # Then the metrics are exactly those of the accumulators merged in process
+    assert copies[0].metrics() == first.metrics()
+
+
+def test_a_state_read_back_judges_drift_with_the_thresholds_given(profile):
+    # Given a partition with tripled distances, its state read back with a threshold above every statistic
+    inputs = ride_inputs(5_000, seed=2).assign(trip_distance=lambda f: f.trip_distance * 3)
+    state = accumulate(profile, inputs, rejected=0).to_json()
+    lenient = PartitionAccumulator.from_json(state, number_threshold=100.0, text_threshold=100.0)
+    # Then nothing is flagged, and the same state at the default thresholds flags the distance
+    assert not [row for row in lenient.metrics() if row.drifted]
+    assert "trip_distance" in PartitionAccumulator.from_json(state).drifted_features()
 
 
 def test_an_empty_partition_reports_only_its_counts(profile):
