@@ -251,7 +251,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
             # The try number makes a cleared-and-rerun DAG run a new scoring run, never a clash.
             run_id = f"{context['run_id']}.try{context['ti'].try_number}"
             params = context["params"]
-            with task_errors():
+            with task_errors(), run_tasks.collector_spared():
                 return run_tasks.plan(
                     _settings(), job=dag_id, partition=partition, run_id=run_id, **run_tasks.id_options(params)
                 )
@@ -263,7 +263,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
         @task(max_active_tis_per_dagrun=8, doc_md=docs["score_shard"])
         def score_shard(plan: dict, index: int) -> dict:
             ti = get_current_context()["ti"]
-            with task_errors():
+            with task_errors(), run_tasks.collector_spared():
                 return run_tasks.score_shard(_settings(), plan, index, last_try=ti.try_number > ti.max_tries)
 
         # The summary is logged once, as one line, by run_tasks.publish: not again as "Returned value was".
@@ -271,7 +271,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
         def publish(plan: dict, shard_results: list[dict]) -> dict:
             # One slice fetches every shard's result in a single request; list() fetches them one by one
             # and stops on a lookup past the last shard, which the worker logs as "ERROR XCom not found".
-            with task_errors():
+            with task_errors(), run_tasks.collector_spared():
                 summary = run_tasks.publish(_settings(), plan, shard_results[:])
             events = get_current_context()["outlet_events"]
             events[asset].extra = run_tasks.asset_extra(summary)

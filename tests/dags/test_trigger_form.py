@@ -114,7 +114,7 @@ def test_each_cadence_speaks_of_its_own_period(dags, dag_id, example, own, other
 def test_the_form_shows_the_deployments_model_and_threshold_as_defaults(monkeypatch):
     # Given a deployment whose model and threshold come from its environment
     dags = _dags(monkeypatch, SCORING_MODEL_URI="/srv/models/ride_duration/7", SCORING_REJECT_THRESHOLD="0.05")
-    for dag in dags.values():
+    for dag in (dags[dag_id] for dag_id in DAG_IDS):
         model, threshold = dag.params.get_param("model_uri"), dag.params.get_param("reject_threshold")
         # Then the form shows those values, and says where they come from
         assert (model.value, threshold.value) == ("/srv/models/ride_duration/7", 0.05)
@@ -250,5 +250,5 @@ def test_a_malformed_setting_does_not_make_the_dags_vanish(monkeypatch):
     dagbag = DagBag(dag_folder=str(ROOT / "dags"))
     # Then both DAGs are there, the form shows no default, and the run fails on the setting itself
     assert dagbag.import_errors == {}
-    assert sorted(dagbag.dag_ids) == ["score_rides_daily", "score_rides_hourly"]
+    assert sorted(dagbag.dag_ids) == ["monitor_traffic", "score_rides_daily", "score_rides_hourly"]
     assert dagbag.dags["score_rides_hourly"].params["reject_threshold"] is None

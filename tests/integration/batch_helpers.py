@@ -59,3 +59,9 @@ def rejects(engine: sa.Engine) -> pd.DataFrame:
         return pd.DataFrame(
             conn.execute(sa.text("SELECT * FROM rejected_records ORDER BY record_id, id")).mappings().all()
         )
+
+
+def head_revision() -> str:
+    """The newest migration's revision id (its file name starts with it), as the revision check names it."""
+    versions = Path(__file__).resolve().parents[2] / "scoring" / "batch" / "store" / "migrations" / "versions"
+    return sorted(path.name for path in versions.glob("0*.py"))[-1][:4]

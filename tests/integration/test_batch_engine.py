@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from scoring.batch.partitions import PartitionKey
 from scoring.errors import PartitionNotFound, RejectThresholdExceeded
 from tests.conftest import make_rides
-from tests.integration.batch_helpers import plan_for, rejects, run, runs, stored, write_rides
+from tests.integration.batch_helpers import head_revision, plan_for, rejects, run, runs, stored, write_rides
 
 pytestmark = pytest.mark.postgres
 
@@ -224,8 +224,9 @@ def test_the_revision_check_names_the_upgrade_command_until_the_schema_is_migrat
     with pytest.raises(DatabaseBehind) as behind:
         require_current(engine)
     message = str(behind.value)
+    head = head_revision()
     assert message.startswith(
-        f"the predictions database at {describe(engine)} is at no revision (no tables yet), this code needs revision 0002: "
+        f"the predictions database at {describe(engine)} is at no revision (no tables yet), this code needs revision {head}: "
         f"run `scoring db upgrade --database {describe(engine)}`"
     )
     assert "hunter2" not in message and ":***@" in message

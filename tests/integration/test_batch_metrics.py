@@ -10,7 +10,6 @@ import scoring.batch.monitor as monitor
 from scoring.batch.monitor import accumulator_from_state, accumulator_state, input_kinds
 from scoring.monitoring.accumulate import PartitionAccumulator
 from scoring.monitoring.profile import ReferenceProfile
-from scoring.monitoring.tables import partition_metrics
 from tests.conftest import make_rides
 from tests.integration.batch_helpers import HOUR, JOB, run, runs, write_rides
 
@@ -19,10 +18,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def engine(request):
-    engine = request.getfixturevalue("pg_engine" if request.param == "postgresql" else "sqlite_engine")
-    # Until migration 0003 lands, the table is made from the monitoring Table the migration will create.
-    partition_metrics.create(engine, checkfirst=True)
-    return engine
+    return request.getfixturevalue("pg_engine" if request.param == "postgresql" else "sqlite_engine")
 
 
 @pytest.fixture
@@ -88,8 +84,10 @@ def test_a_clean_partition_is_not_flagged_and_a_threshold_param_overrides(engine
     assert set(metrics(engine).dropna(subset=["threshold"])["threshold"]) == {100.0}
 
 
-def test_metrics_reconcile_with_scoring_runs_and_a_rerun_replaces_them(engine, predictor, tmp_path):
-    # Given a partition with rejected rows, scored in three shards, twice
+def test_metrics_reconcile_with_scoring_runs_and_a_rerun_replaces_them(engine, predictor, tmp_path, monkeypatch):
+    # Given a bundle without a reference profile (the demo's carries one), and a partition with rejected
+    # rows, scored in three shards, twice
+    monkeypatch.setattr(monitor, "reference_of", lambda bundle: None)
     rides = make_rides(3_000).astype(object)
     rides.loc[[3, 1500], "trip_distance"] = None
     write_rides(str(tmp_path / "in"), rides, files=3)

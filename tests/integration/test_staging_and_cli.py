@@ -15,7 +15,7 @@ from scoring import cli
 from scoring.batch.partitions import PartitionKey
 from scoring.batch.staging import shard_prefix
 from tests.conftest import make_rides
-from tests.integration.batch_helpers import JOB, plan_for, run, runs, stored, write_rides
+from tests.integration.batch_helpers import JOB, head_revision, plan_for, run, runs, stored, write_rides
 
 pytestmark = pytest.mark.postgres
 
@@ -177,10 +177,11 @@ def test_score_refuses_a_database_behind_the_code_and_says_what_to_run(cli_env, 
     code = cli.main([*argv, "--database", database])
     # Then the run stops before scoring, naming the revisions and the exact command, and migrates nothing
     line = _assert_one_error_line(capsys.readouterr().err)
+    head = head_revision()
     assert code == 1
     assert line == (
         f"error: the predictions database at {database} is at no revision (no tables yet), this code needs "
-        f"revision 0002: run `scoring db upgrade --database {database}` (with the real password) where the "
+        f"revision {head}: run `scoring db upgrade --database {database}` (with the real password) where the "
         "code is deployed"
     )
     assert not (cli_env / "stage").exists()

@@ -16,7 +16,7 @@ from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection, Engine, delete, func, insert, inspect, select, text
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from scoring.batch.store import pgcopy
@@ -101,15 +101,9 @@ def publish(
             )
         )
         _insert_rejects(conn, run, rejects)
-        if metrics is not None and _has_metrics_table(conn):
+        if metrics is not None:
             replace_partition_metrics(conn, run.job, run.partition_key, run.run_id, metrics)
         _record_run(conn, run)
-
-
-def _has_metrics_table(conn: Connection) -> bool:
-    # TEMPORARY until migration 0003 (partition_metrics) lands: a database at revision 0002 has no such
-    # table. Remove once 0003 is the head, so a missing table fails the publish like any other.
-    return inspect(conn).has_table("partition_metrics")
 
 
 def record_failed_run(
