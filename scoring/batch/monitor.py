@@ -2,9 +2,8 @@
 state as JSON beside its predictions, and the publish merges the shards' states into the partition's metrics.
 
 The state carries the bundle's reference profile, so the publish needs no more of the bundle than its
-manifest. Shards run in other processes under Airflow, so the accumulator travels as JSON; until
-scoring.monitoring.accumulate gives PartitionAccumulator its own to_json/from_json, this module reads and
-writes its (private) parts, and uses the accumulator's own methods as soon as they exist.
+manifest. Shards run in other processes under Airflow, so the accumulator travels as JSON
+(PartitionAccumulator.to_json / from_json).
 """
 
 from __future__ import annotations
@@ -16,31 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from scoring import storage
-from scoring.model.bundle import Manifest, ModelBundle
+from scoring.model.bundle import ModelBundle
 from scoring.monitoring import drift
 from scoring.monitoring.accumulate import MetricRow, PartitionAccumulator
-from scoring.monitoring.histogram import NumberHistogram, TextCounts
-from scoring.monitoring.profile import Kind, ReferenceProfile
+from scoring.monitoring.profile import ReferenceProfile, input_kinds
 
-STATE_VERSION = 1
-# Inputs of these feature kinds are text to the model, so their drift is measured on categories.
-TEXT_FEATURE_KINDS = ("categorical", "concat")
-
-
-def input_kinds(manifest: Manifest) -> dict[str, Kind]:
-    """Each input's kind for monitoring: "text" when it feeds a categorical or concat feature (or is a string), else "number"."""
-    text_inputs = {
-        name
-        for feature in manifest.declaration.features
-        if feature.kind in TEXT_FEATURE_KINDS
-        for name in feature.inputs
-    }
-    return {
-        spec.name: "text" if spec.name in text_inputs or spec.type == "string" else "number" for spec in manifest.inputs
-    }
+# 2: the accumulator's own to_json (1 was this module's copy of its parts).
+STATE_VERSION = 2
 
 
 def reference_of(bundle: ModelBundle) -> ReferenceProfile | None:
@@ -97,91 +79,17 @@ def read_state(uri: str) -> dict[str, Any]:
     return json.loads(storage.read_bytes(uri))
 
 
-# --- The accumulator's state as plain JSON -------------------------------------------------------------
-
-
 def accumulator_state(accumulator: PartitionAccumulator) -> dict[str, Any]:
-    """The accumulator as a JSON-able dict: its profile, columns and counts."""
-    own = getattr(accumulator, "to_json", None)
-    if callable(own):
-        return {"version": STATE_VERSION, "accumulator": own()}
-    profile = accumulator.profile
-    return {
-        "version": STATE_VERSION,
-        "profile": profile.to_json() if profile is not None else None,
-        "kinds": dict(accumulator.kinds),
-        "output": accumulator.output_name,
-        "valid_rows": accumulator.valid_rows,
-        "rejected_rows": accumulator.rejected_rows,
-        "columns": {name: _column_state(column) for name, column in accumulator.columns.items()},
-    }
+    """The accumulator as a versioned JSON-able dict."""
+    return {"version": STATE_VERSION, "accumulator": accumulator.to_json()}
 
 
 def accumulator_from_state(state: Mapping[str, Any], thresholds: Mapping[str, float]) -> PartitionAccumulator:
     """An accumulator rebuilt from `accumulator_state`, with the given drift thresholds."""
-    if state.get("version") != STATE_VERSION:
+    if state.get("version") != STATE_VERSION or "accumulator" not in state:
         raise ValueError(f"monitoring state version {state.get('version')!r}; this code reads {STATE_VERSION}")
-    number = thresholds.get("number", drift.DEFAULT_NUMBER_THRESHOLD)
-    text = thresholds.get("text", drift.DEFAULT_TEXT_THRESHOLD)
-    if "accumulator" in state:
-        return PartitionAccumulator.from_json(  # type: ignore[attr-defined]
-            state["accumulator"], number_threshold=number, text_threshold=text
-        )
-    profile = ReferenceProfile.from_json(state["profile"]) if state["profile"] is not None else None
-    accumulator = PartitionAccumulator(
-        profile, state["kinds"], state["output"], number_threshold=number, text_threshold=text
+    return PartitionAccumulator.from_json(
+        state["accumulator"],
+        number_threshold=thresholds.get("number", drift.DEFAULT_NUMBER_THRESHOLD),
+        text_threshold=thresholds.get("text", drift.DEFAULT_TEXT_THRESHOLD),
     )
-    accumulator.valid_rows = int(state["valid_rows"])
-    accumulator.rejected_rows = int(state["rejected_rows"])
-    for name, column in accumulator.columns.items():
-        _restore_column(column, state["columns"][name])
-    return accumulator
-
-
-def _histogram_state(histogram: NumberHistogram | None) -> dict[str, Any] | None:
-    if histogram is None:
-        return None
-    return {
-        "edges": histogram.edges.tolist(),
-        "counts": histogram.counts.tolist(),
-        "sums": histogram.sums.tolist(),
-        "minimum": histogram.minimum,
-        "maximum": histogram.maximum,
-    }
-
-
-def _histogram_from(state: Mapping[str, Any] | None) -> NumberHistogram | None:
-    if state is None:
-        return None
-    histogram = NumberHistogram(np.array(state["edges"], dtype=float))
-    histogram.counts = np.array(state["counts"], dtype=np.int64)
-    histogram.sums = np.array(state["sums"], dtype=float)
-    histogram.minimum, histogram.maximum = float(state["minimum"]), float(state["maximum"])
-    return histogram
-
-
-def _column_state(column: Any) -> dict[str, Any]:
-    if isinstance(getattr(column, "counts", None), TextCounts):
-        return {"kind": "text", "missing": column.missing, "counts": dict(column.counts.counts)}
-    stats = column.stats
-    pending = np.concatenate(stats.pending).tolist() if stats.pending else []
-    return {
-        "kind": "number",
-        "missing": column.missing,
-        "stats": _histogram_state(stats.histogram),
-        "pending": pending,
-        "on_reference": _histogram_state(column.on_reference),
-    }
-
-
-def _restore_column(column: Any, state: Mapping[str, Any]) -> None:
-    column.missing = int(state["missing"])
-    if state["kind"] == "text":
-        column.counts.counts = {str(name): int(n) for name, n in state["counts"].items()}
-        return
-    column.stats.histogram = _histogram_from(state["stats"])
-    pending = np.array(state["pending"], dtype=float)
-    column.stats.pending = [pending] if len(pending) else []
-    column.stats.pending_size = len(pending)
-    if column.on_reference is not None and state["on_reference"] is not None:
-        column.on_reference = _histogram_from(state["on_reference"])

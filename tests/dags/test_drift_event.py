@@ -28,11 +28,11 @@ def test_a_drifted_partition_warns_once_and_emits_the_drift_event(
 
     import scoring.batch.monitor as monitor
     from scoring.demo.synthetic import write_partition
-    from scoring.monitoring.profile import ReferenceProfile
+    from scoring.monitoring.profile import ReferenceProfile, input_kinds
 
     # Given a bundle with a reference profile of clean rides
     valid = predictor.schema.validate_frame(make_rides(20_000, seed=3)).valid
-    kinds = monitor.input_kinds(predictor.bundle.manifest)
+    kinds = input_kinds(predictor.bundle.manifest)
     profile = ReferenceProfile.build(valid, predictor.predict(valid), kinds, predictor.bundle.manifest.output)
     monkeypatch.setattr(monitor, "reference_of", lambda bundle: profile)
     # And an hour whose trip distances were tripled, and a clean one

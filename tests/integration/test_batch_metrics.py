@@ -7,9 +7,9 @@ import pytest
 import sqlalchemy as sa
 
 import scoring.batch.monitor as monitor
-from scoring.batch.monitor import accumulator_from_state, accumulator_state, input_kinds
+from scoring.batch.monitor import accumulator_from_state, accumulator_state
 from scoring.monitoring.accumulate import PartitionAccumulator
-from scoring.monitoring.profile import ReferenceProfile
+from scoring.monitoring.profile import ReferenceProfile, input_kinds
 from tests.conftest import make_rides
 from tests.integration.batch_helpers import HOUR, JOB, run, runs, write_rides
 
