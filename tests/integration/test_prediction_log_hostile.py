@@ -1,0 +1,146 @@
+"""The prediction log against hostile records and a locked table, on a real PostgreSQL, with both drivers."""
+
+from __future__ import annotations
+
+import builtins
+import threading
+import time
+from dataclasses import dataclass
+
+import psycopg2
+import pytest
+import sqlalchemy as sa
+
+from scoring.monitoring.prediction_log import PredictionLog
+
+pytestmark = pytest.mark.postgres
+
+# What the handler may spend on a locked table: the lock timeout once, plus connecting, well under the old hang.
+LOCKED_BOUND = 8.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    record_id: str | None
+    prediction: float | None
+    label: object | None = None
+
+
+def _records(n: int) -> tuple[list[Outcome], list[dict]]:
+    return [Outcome(f"r{i}", float(i)) for i in range(n)], [{"amount": float(i), "country": "US"} for i in range(n)]
+
+
+def _count(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(sa.text("SELECT count(*) FROM prediction_log")).scalar_one())
+
+
+@pytest.fixture(params=["psycopg2", "pg8000"])
+def driver(request, monkeypatch):
+    """Run the test once with psycopg2 and once with pg8000 (the Lambda's driver), as connect() would pick."""
+    if request.param == "pg8000":
+        pytest.importorskip("pg8000")
+        real_import = builtins.__import__
+
+        def no_psycopg2(name, *args, **kwargs):
+            if name == "psycopg2":
+                raise ImportError(name)
+            return real_import(name, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", no_psycopg2)
+    return request.param
+
+
+def test_a_lone_surrogate_in_one_record_loses_neither_it_nor_its_batch(pg_engine, pg_schema_url, driver):
+    # Given 5 good records and one whose text holds a lone surrogate (valid JSON, not storable as UTF-8)
+    log = PredictionLog.from_url(pg_schema_url, "stream", background=False, fields=["amount", "country"])
+    outcomes, records = _records(6)
+    records[5] = {"amount": 10.0, "country": "\ud800", "k\x00": "x"}
+    log.record(outcomes, records, "m", "1")
+    # When the log is flushed
+    inserted = log.flush()
+    # Then all six rows are written, the odd text replaced, and the counters say so
+    assert (inserted, log.written, log.failed) == (6, 6, 0)
+    with pg_engine.connect() as connection:
+        inputs = connection.execute(sa.text("SELECT inputs FROM prediction_log WHERE record_id = 'r5'")).scalar_one()
+    assert inputs == {"amount": 10.0, "country": "\ufffd"}
+
+
+def test_a_row_the_database_refuses_fails_alone(pg_engine, pg_schema_url, monkeypatch, driver):
+    # Given a batch where one row is refused by the database (a record id longer than the column allows
+    # is not possible here, so: a label PostgreSQL's text refuses, a NUL character, forced past the cleaning)
+    log = PredictionLog.from_url(pg_schema_url, "stream", background=False)
+    outcomes, records = _records(5)
+    outcomes[2] = Outcome("r2", 2.0, label="bad\x00label")
+    monkeypatch.setattr("scoring.monitoring.prediction_log.clean_text", lambda text: text)
+    log.record(outcomes, records, "m", "1")
+    # When it is flushed
+    inserted = log.flush()
+    # Then the four others are written and only the refused row is counted as failed
+    assert (inserted, log.written, log.failed) == (4, 4, 1)
+    assert _count(pg_engine) == 4
+
+
+def _lock_table(pg_schema_url: str):
+    schema = pg_schema_url.rsplit("%3D", 1)[1]
+    locker = psycopg2.connect(f"host=127.0.0.1 user=postgres dbname=test options=-csearch_path={schema}")
+    locker.cursor().execute("LOCK TABLE prediction_log IN ACCESS EXCLUSIVE MODE")
+    return locker
+
+
+def test_a_locked_table_costs_the_flush_one_timeout_not_one_per_batch(pg_engine, pg_schema_url, driver):
+    # Given another session holding an ACCESS EXCLUSIVE lock on prediction_log, and three batches queued
+    log = PredictionLog.from_url(pg_schema_url, "stream", background=False, capacity=100_000)
+    outcomes, records = _records(2500)
+    log.record(outcomes, records, "m", "1")
+    locker = _lock_table(pg_schema_url)
+    try:
+        # When the stream flushes at the end of its invocation (in a thread, so a hang cannot hang the test)
+        result: dict[str, int] = {}
+        worker = threading.Thread(target=lambda: result.update(inserted=log.flush()), daemon=True)
+        started = time.perf_counter()
+        worker.start()
+        worker.join(30)
+        elapsed = time.perf_counter() - started
+    finally:
+        locker.rollback()
+        locker.close()
+    # Then it returned within the bound, with every queued record counted as failed and none left queued
+    assert not worker.is_alive(), "flush still blocked on the locked table"
+    assert elapsed < LOCKED_BOUND
+    assert (result["inserted"], log.written, log.failed, log.queued) == (0, 0, 2500, 0)
+    # And once the lock is gone the next invocation writes again
+    log.record(outcomes[:3], records[:3], "m", "1")
+    assert log.flush() == 3 and _count(pg_engine) == 3
+
+
+def test_the_stream_handler_returns_within_a_bound_on_a_locked_table(pg_engine, pg_schema_url, predictor, driver):
+    # Given the stream handler with a prediction log, and prediction_log locked by another session
+    import json
+
+    from scoring.stream.handler import StreamHandler
+
+    log = PredictionLog.from_url(pg_schema_url, "stream", background=False)
+    handler = StreamHandler(predictor, None, None, log)
+    ride = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 4.0}
+    body = [{"ride_id": f"r{i}", **ride} for i in range(3)]
+    event = {
+        "Records": [{"eventSource": "aws:sqs", "messageId": f"m{i}", "body": json.dumps(b)} for i, b in enumerate(body)]
+    }
+    locker = _lock_table(pg_schema_url)
+    try:
+        # When it handles an event
+        result: dict = {}
+        worker = threading.Thread(target=lambda: result.update(handler(event)), daemon=True)
+        started = time.perf_counter()
+        worker.start()
+        worker.join(30)
+        elapsed = time.perf_counter() - started
+    finally:
+        locker.rollback()
+        locker.close()
+    # Then it answered within the bound with its predictions; the log lost them, counted
+    assert not worker.is_alive(), "the handler is still blocked on the locked table"
+    assert elapsed < LOCKED_BOUND
+    assert len(result["predictions"]) == 3 and result["batchItemFailures"] == []
+    assert log.failed == 3
