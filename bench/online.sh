@@ -5,6 +5,7 @@
 #   SERVER=gunicorn bench/online.sh          # the same matrix under gunicorn's gevent worker
 #   SERVER=gunicorn-gthread bench/online.sh  # ... or its threaded worker
 #   BENCH_SECONDS=10 BENCH_CONCURRENCY="1 8 32" BENCH_PROBES=0 PYTHON=/path/to/venv/bin/python bench/online.sh
+#   BENCH_PREDICTION_LOG_URL=postgresql://postgres@127.0.0.1:5432/test bench/online.sh   # + the prediction log's cost
 #
 # Three servers are started in turn, each by `python -m webservice.serve` with the same server, workers,
 # threads and settings: the project (the demo bundle), the ceiling (bench/ceiling_app.py: parses the body as
@@ -25,7 +26,9 @@ PROBES=${BENCH_PROBES:-10}
 SLOW_CLIENTS=${BENCH_SLOW_CLIENTS:-40}
 export WEB_SERVER=${SERVER:-${WEB_SERVER:-granian}}
 export WEB_WORKERS=${WEB_WORKERS:-$(nproc)}
-export WEB_THREADS=${WEB_THREADS:-8}
+if [[ -z ${WEB_THREADS:-} ]]; then
+  export WEB_THREADS=$([[ $WEB_SERVER == granian ]] && echo 64 || echo 8) # the launcher's defaults
+fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 
 if ! command -v wrk >/dev/null; then
@@ -120,6 +123,17 @@ if ((PROBES > 0)); then
 fi
 stop_server
 
+if [[ -n ${BENCH_PREDICTION_LOG_URL:-} ]]; then
+  # The same project with every scored record queued for prediction_log (issue 14: at most 5% of throughput).
+  "$PYTHON" -c 'import sys; from scoring.batch.store.engines import make_engine, upgrade; upgrade(make_engine(sys.argv[1]))' \
+    "$BENCH_PREDICTION_LOG_URL"
+  start_server logged /ready env SCORING_MODEL_URI="$work/bundle" SCORING_PREDICTION_LOG_URL="$BENCH_PREDICTION_LOG_URL" \
+    "$PYTHON" -m webservice.serve
+  measure logged /predict ""
+  curl -fsS "$url/metrics" | grep '^scoring_prediction_log_dropped_total' >"$work/logged.dropped" || true
+  stop_server
+fi
+
 start_server ceiling /ready "$PYTHON" -m webservice.serve bench.ceiling_app:app
 measure ceiling /predict ""
 stop_server
@@ -158,4 +172,16 @@ for body in single batch100; do
   done
 done
 echo "ratio: project req/s / ceiling req/s (the same server and settings, no model), and / MLflow's req/s"
+if [[ -n ${BENCH_PREDICTION_LOG_URL:-} ]]; then
+  for body in single batch100; do
+    for connections in $CONCURRENCY; do
+      read -r req_s _ _ _ _ <"$work/project.$body.$connections"
+      read -r l_req_s _ l_p99 l_failed _ <"$work/logged.$body.$connections"
+      awk -v b="$body" -v c="$connections" -v r="$req_s" -v l="$l_req_s" -v p="$l_p99" -v f="$l_failed" 'BEGIN {
+        printf "with the prediction log: %-9s c=%-3d %8d req/s (p99 %.2f ms) = %.1f%% of %d without%s\n", b, c, l, p,
+          100 * l / r, r, (f > 0 ? sprintf(" (%d failed)", f) : "") }'
+    done
+  done
+  echo "prediction log records dropped: $(awk '{s += $2} END {print s + 0}' "$work/logged.dropped")"
+fi
 for line in "${probe_lines[@]}"; do echo "slow clients vs the project: $line"; done

@@ -1,10 +1,13 @@
 """Columnar fast path vs the classic `to_dict` + `dv.transform` path, same bundle, same rows, same run.
 
     .venv/bin/python bench/predict.py [--rows 1000000] [--repeat 3]
+    .venv/bin/python bench/predict.py --small    # JSON records: the small-request path vs the columnar one
 
 Two models: the demo ride bundle (the ride_pu_do preset) and a generic declared one, a fraud
 classifier on an amount, a merchant and a concat of country and hour, answering P(fraud).
 Prints rows/s of each path (best of --repeat) and their ratio; checks both give identical output.
+With --small: score_records on 1, 10, 100, ... JSON records (as online and stream get them), through the
+small-request path (scoring.model.small) and through the columnar path, both models, the same outcomes.
 """
 
 from __future__ import annotations
@@ -124,10 +127,55 @@ def compare(label: str, predictor: Predictor, raw: pd.DataFrame, repeat: int) ->
     return naive_s / fast_s
 
 
+SMALL_SIZES = (1, 10, 100, 300, 1000, 3000)
+
+
+def compare_small(name: str, predictor: Predictor, frame: pd.DataFrame, repeat: int) -> bool:
+    """Milliseconds per score_records call of JSON records, small path vs columnar, at several sizes."""
+    from scoring.model.records import outcomes_of, score_columnar
+    from scoring.model.small import SMALL_PATH_MAX_RECORDS, SmallPath
+
+    small = SmallPath.of(predictor)
+    assert small is not None
+    json_records = [
+        {key: (value.item() if hasattr(value, "item") else value) for key, value in row.items()}
+        for row in frame.head(max(SMALL_SIZES)).to_dict(orient="records")
+    ]
+    print(f"\n{name}: score_records on JSON records (limit of the small path: {SMALL_PATH_MAX_RECORDS})")
+    print(f"{'records':>8} {'small ms':>10} {'columnar ms':>12} {'ratio':>7}")
+    same = True
+    for size in SMALL_SIZES:
+        records = json_records[:size]
+        scored = small.score(records)
+        assert scored is not None
+        same &= outcomes_of(predictor, records, scored) == outcomes_of(
+            predictor, records, score_columnar(predictor, records)
+        )
+        number = max(1, 2000 // size)
+        small_ms = best_of(lambda r=records: outcomes_of(predictor, r, small.score(r)), number, repeat)
+        columnar_ms = best_of(lambda r=records: outcomes_of(predictor, r, score_columnar(predictor, r)), number, repeat)
+        print(f"{size:>8} {small_ms:>10.3f} {columnar_ms:>12.3f} {columnar_ms / small_ms:>6.1f}x")
+    if not same:
+        print("MISMATCH: the small path and the columnar path disagree", file=sys.stderr)
+    return same
+
+
+def best_of(call, number: int, repeat: int) -> float:
+    """Milliseconds per call, best of `repeat` rounds of `number` calls."""
+    rounds = []
+    for _ in range(max(repeat, 3)):
+        started = time.perf_counter()
+        for _ in range(number):
+            call()
+        rounds.append((time.perf_counter() - started) / number)
+    return min(rounds) * 1e3
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--small", action="store_true", help="the small-request path vs the columnar one")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as ride_dir, tempfile.TemporaryDirectory() as fraud_dir:
@@ -136,6 +184,19 @@ def main() -> int:
         rides = Predictor(load_bundle(ride_dir, BundleTrust.of_bundle(ride_dir)))
         fraud = Predictor(load_bundle(fraud_dir, BundleTrust.of_bundle(fraud_dir)))
     start = datetime(2026, 2, 1, tzinfo=timezone.utc)
+    if args.small:
+        rides_frame = generate_rides(max(SMALL_SIZES), start=start, span=timedelta(days=1), seed=5)
+        ride_inputs = rides_frame[["ride_id", "PULocationID", "DOLocationID", "trip_distance"]]
+        same = [
+            compare_small("ride_pu_do preset (LinearRegression, summed directly)", rides, ride_inputs, args.repeat),
+            compare_small(
+                "generic declaration (LogisticRegression, P(fraud))",
+                fraud,
+                transactions(max(SMALL_SIZES), 5),
+                args.repeat,
+            ),
+        ]
+        return 0 if all(same) else 1
     ride_rows = generate_rides(args.rows, start=start, span=timedelta(days=1), seed=5)
     speedups = [
         compare("ride_pu_do preset (regression)", rides, ride_rows, args.repeat),

@@ -32,6 +32,8 @@ from moto.server import ThreadedMotoServer
 
 from scoring.demo.synthetic import generate_rides
 from scoring.demo.training import train_demo_bundle
+from scoring.model import records as records_module
+from scoring.model.records import score_records
 from scoring.stream.runner import load_module
 from scoring.stream.wire import kinesis_event_record
 
@@ -102,6 +104,25 @@ def cold_starts(count: int, zip_tree: Path | None = None) -> list[float]:
     return [float(run.stdout.strip().splitlines()[-1]) for run in runs]
 
 
+def small_path_gain(handler, run_handler, repeat: int, answered: list[dict]) -> tuple[float, float, float] | None:
+    """(handler seconds with the columnar path forced, score_records seconds small, columnar); None on a mismatch."""
+    predictor = handler.HANDLER.predictor
+    records = [
+        {"ride_id": i, "PULocationID": i % 200, "DOLocationID": (7 * i) % 200, "trip_distance": 1.5} for i in range(100)
+    ]
+    small_score_s = min(timeit.repeat(lambda: score_records(predictor, records), number=20, repeat=repeat)) / 20
+    limit = records_module.SMALL_PATH_MAX_RECORDS
+    records_module.SMALL_PATH_MAX_RECORDS = 0  # every call takes the columnar path
+    try:
+        columnar = run_handler()
+        columnar_answered = [{k: v for k, v in m.items() if k != "key"} for m in columnar["predictions"]]
+        columnar_s = min(timeit.repeat(run_handler, number=1, repeat=repeat))
+        columnar_score_s = min(timeit.repeat(lambda: score_records(predictor, records), number=20, repeat=repeat)) / 20
+    finally:
+        records_module.SMALL_PATH_MAX_RECORDS = limit
+    return (columnar_s, small_score_s, columnar_score_s) if columnar_answered == answered else None
+
+
 def describe(starts: list[float]) -> str:
     return f"median {statistics.median(starts):.2f} s  [{', '.join(f'{s:.2f}' for s in starts)}]"
 
@@ -153,6 +174,10 @@ def main() -> int:
             return 1
         handler_s = min(timeit.repeat(run_handler, number=1, repeat=args.repeat))
         tutorial_s = min(timeit.repeat(run_tutorial, number=1, repeat=args.repeat))
+        small = small_path_gain(handler, run_handler, args.repeat, answered)
+        if small is None:
+            print("MISMATCH: the small-request path and the columnar path disagree", file=sys.stderr)
+            return 1
         starts = cold_starts(args.cold_starts)
         zip_tree = args.zip_tree if (args.zip_tree / "lambda_function.py").is_file() else None
         zip_starts = cold_starts(args.cold_starts, zip_tree) if zip_tree else []
@@ -165,6 +190,15 @@ def main() -> int:
         f"handler        one predict + PutRecords        : {handler_s * 1000:8.1f} ms  ({-(-n // 500)} PutRecords call)"
     )
     print(f"speed-up handler/tutorial: {tutorial_s / handler_s:.1f}x  (target >= 20x)")
+    columnar_s, small_score_s, columnar_score_s = small
+    print(
+        f"handler with the columnar path forced        : {columnar_s * 1000:8.1f} ms  "
+        f"(small-request path saves {(columnar_s - handler_s) * 1000:.1f} ms per invocation)"
+    )
+    print(
+        f"scoring step alone (score_records, {n} records): small path {small_score_s * 1000:.2f} ms, "
+        f"columnar {columnar_score_s * 1000:.2f} ms = {columnar_score_s / small_score_s:.1f}x"
+    )
     print(
         f"cold start, this environment (import handler + load bundle + client): {describe(starts)}  (target <= 1.5 s)"
     )

@@ -27,6 +27,8 @@ def predict() -> dict[str, Any]:
     outcomes = model.score(body.records)
     require_scored(outcomes, body.records, manifest.id_field)
     service.metrics.count_predictions(len(outcomes), manifest.name, manifest.version)
+    if service.prediction_log is not None:
+        service.prediction_log.record(outcomes, body.records, manifest.name, manifest.version)
     if body.batch:
         return render_batch(outcomes, body.records, manifest)
     return render_single(outcomes[0], manifest)

@@ -11,8 +11,9 @@ from webservice.errors import register_error_handler
 from webservice.jsonio import use_fast_json
 from webservice.metrics import Metrics, time_requests
 from webservice.openapi import build_openapi
+from webservice.prediction_log import OnlinePredictionLog
 from webservice.readiness import DatabaseProbe, database_to_check
-from webservice.service import EXTENSION_KEY, Service, load_model
+from webservice.service import EXTENSION_KEY, LoadedModel, Service, load_model
 
 
 def create_app(settings: Settings | None = None, bundle: ModelBundle | None = None) -> Flask:
@@ -34,8 +35,17 @@ def create_app(settings: Settings | None = None, bundle: ModelBundle | None = No
         database=DatabaseProbe(database_url) if database_url else None,
         metrics=metrics,
         openapi=build_openapi(model.manifest if model else None, settings),
+        prediction_log=prediction_log_of(settings, model, metrics),
     )
     register_error_handler(app, metrics.count_error)
     time_requests(app, metrics)
     app.register_blueprint(api)
     return app
+
+
+def prediction_log_of(settings: Settings, model: LoadedModel | None, metrics: Metrics) -> OnlinePredictionLog | None:
+    """The prediction log when SCORING_PREDICTION_LOG_URL is set and a model is loaded (its inputs are logged)."""
+    if not settings.prediction_log_url or model is None:
+        return None
+    inputs = [spec.name for spec in model.manifest.inputs]
+    return OnlinePredictionLog.from_url(settings.prediction_log_url, inputs, metrics.prediction_log_dropped)

@@ -44,8 +44,9 @@ class OrjsonProvider(DefaultJSONProvider):
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         obj = self._prepare_response_obj(args, kwargs)
-        return self._app.response_class(
-            orjson.dumps(obj, default=_default, option=ORJSON_OPTIONS), mimetype=self.mimetype
+        return self._app.response_class(  # type: ignore[return-value]
+            orjson.dumps(obj, default=_default, option=ORJSON_OPTIONS),  # type: ignore[arg-type]
+            mimetype=self.mimetype,
         )
 
 

@@ -60,6 +60,12 @@ class Metrics:
             ["status", "code"],
             registry=self.registry,
         )
+        self.prediction_log_dropped = Counter(
+            "scoring_prediction_log_dropped",
+            "Scored records the prediction log lost: its queue was full, or the database refused their batch.",
+            ["reason"],
+            registry=self.registry,
+        )
 
     def count_predictions(self, count: int, model_name: str, model_version: str) -> None:
         """Add `count` records to the predictions counter of this model."""

@@ -15,8 +15,13 @@ environment before any worker imports it, and it must be removed when the server
 service's, read from the same variables whichever server runs.
 
 Settings (environment): WEB_HOST (default 127.0.0.1; GUNICORN_HOST is read too), PORT (8000), WEB_WORKERS
-(usable cores; GUNICORN_WORKERS is read too), WEB_THREADS (8 per worker), WEB_HEADER_TIMEOUT (5 s to send
+(usable cores; GUNICORN_WORKERS is read too), WEB_THREADS (per worker: 64 under Granian, 8 under gunicorn;
+see below), WEB_HEADER_TIMEOUT (5 s to send
 the request line and headers), WEB_ACCESS_LOG (on; "off" turns it off), WEB_SERVER (granian).
+Why 64 threads under Granian: a client that sends its body slowly holds a thread while the app reads it.
+With 8 per worker, 40 clients dripping bodies stopped every other request; with 64 all probes were
+answered, at the same throughput and p99 (threads are started only when needed). Past that many slow
+clients a buffering proxy is the answer: docker-compose.yml puts nginx in front.
 Reloads: SIGHUP to this process restarts the workers one by one (each loads the model again), as
 gunicorn's master does on SIGHUP; SIGTERM drains in-flight requests and stops.
 """
@@ -58,7 +63,7 @@ class ServeSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    threads: int = 8
+    threads: int = 64
     header_timeout_s: int = 5
     access_log: bool = True
 
@@ -88,7 +93,7 @@ class ServeSettings:
             host=text("WEB_HOST", "GUNICORN_HOST", default="127.0.0.1"),
             port=number("PORT", default=8000),
             workers=number("WEB_WORKERS", "GUNICORN_WORKERS", default=usable_cores()),
-            threads=number("WEB_THREADS", "GUNICORN_THREADS", default=8),
+            threads=number("WEB_THREADS", "GUNICORN_THREADS", default=64 if server == "granian" else 8),
             header_timeout_s=number("WEB_HEADER_TIMEOUT", default=5),
             access_log=text("WEB_ACCESS_LOG", default="on") != "off",
         )

@@ -18,6 +18,7 @@ from scoring.model.trust import BundleTrust
 from scoring.settings import Settings
 from webservice.batching import RequestCoalescer
 from webservice.metrics import Metrics
+from webservice.prediction_log import OnlinePredictionLog
 from webservice.readiness import DatabaseProbe
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class Service:
     database: DatabaseProbe | None
     metrics: Metrics
     openapi: dict[str, Any]
+    # Set when SCORING_PREDICTION_LOG_URL is: each scored record is queued for the prediction_log table.
+    prediction_log: OnlinePredictionLog | None = None
 
     def require_model(self) -> LoadedModel:
         """The loaded model, or ModelLoadError when it could not be loaded at startup (the log says why)."""

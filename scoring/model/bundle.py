@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -45,6 +46,9 @@ RETURNS = {
 # What a manifest that does not say otherwise names each record by, and what it calls the prediction.
 DEFAULT_ID_FIELD = "ride_id"
 DEFAULT_OUTPUT = "duration"
+# The answer's names for a record's id when the bundle has no id field, and for the class probabilities.
+GENERIC_ID_KEY = "id"
+PROBABILITIES_KEY = "probabilities"
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,10 @@ class Manifest:
         declaration = Declaration.from_json(raw["inputs"], raw["features"], where)
         if id_field in {spec.name for spec in declaration.inputs}:
             raise ModelLoadError(f"{where}: the id field '{id_field}' is also declared as an input")
+        output = str(raw.get("output", DEFAULT_OUTPUT))
+        clash = output_clash(output, id_field)
+        if clash is not None:
+            raise ModelLoadError(f"{where}: {clash}")
         task, classes, positive_class, returns = _task_of(raw, where)
         serialization, trusted = _serialization_of(raw, where)
         named_preset = raw["features"] if isinstance(raw["features"], str) else raw.get("preset")
@@ -132,7 +140,7 @@ class Manifest:
             features=declaration.features,
             inputs=declaration.inputs,
             id_field=id_field,
-            output=str(raw.get("output", DEFAULT_OUTPUT)),
+            output=output,
             artifact=require_plain_file_name(raw.get("artifact", ARTIFACT_NAME), where),
             sklearn_version=str(raw.get("sklearn_version", "unknown")),
             created_at=str(raw.get("created_at", "")),
@@ -179,6 +187,22 @@ class Manifest:
         }
 
 
+def class_key(label: object) -> str:
+    """A class label as a JSON object key: strings as they are, numbers and booleans as JSON writes them."""
+    return label if isinstance(label, str) else json.dumps(label)
+
+
+def output_clash(output: str, id_field: str | None) -> str | None:
+    """Why an answer could not hold the output under `output` beside the id and probabilities, or None.
+
+    Online and stream answers put the id under the id field (the generic "id" without one) and the class
+    probabilities under "probabilities", in the same object as the output: a shared name would lose one."""
+    taken = {id_field or GENERIC_ID_KEY: "the id", PROBABILITIES_KEY: "the class probabilities"}
+    if output in taken:
+        return f"the output '{output}' is where answers put {taken[output]}; name the output otherwise"
+    return None
+
+
 def _id_field_of(raw: dict[str, Any], where: str) -> str | None:
     """The id field: absent means the legacy "ride_id", null means records have no id field."""
     id_field = raw.get("id_field", DEFAULT_ID_FIELD)
@@ -212,7 +236,10 @@ def _task_of(raw: dict[str, Any], where: str) -> tuple[str, tuple[Any, ...] | No
         not isinstance(classes_raw, list)
         or len(classes_raw) < 2
         or not all(isinstance(c, (str, int, float, bool)) for c in classes_raw)
-        or len({json.dumps(c) for c in classes_raw}) != len(classes_raw)
+        or not all(math.isfinite(c) for c in classes_raw if isinstance(c, float))
+        # Distinct as labels (0 == 0.0 == False) and as probability keys (1 and "1" are both "1").
+        or len(set(classes_raw)) != len(classes_raw)
+        or len({class_key(c) for c in classes_raw}) != len(classes_raw)
     ):
         raise ModelLoadError(f"{where}: 'classes' must list two or more distinct class labels for a {task} model")
     classes = tuple(classes_raw)

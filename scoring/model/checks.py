@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -138,43 +137,18 @@ def check_json_value(spec: FieldSpec, value: object, present: bool) -> tuple[obj
     return typed, reason
 
 
-def json_value_checker(spec: FieldSpec) -> Callable[[object], tuple[object, str | None]]:
-    """check_json_value for one field and a present key, with the common valid values accepted up front.
+def plain_rule(spec: FieldSpec) -> tuple[bool, bool, float, float, frozenset[str] | None]:
+    """What a plainly valid JSON value of this field is, for check_record's shortcut over whole records:
+    (a string field, an integer field, lowest, highest, allowed texts or None).
 
-    The shortcut only ever accepts: an exact str, int or float that every rule lets through. Anything
-    else (a wrong type, a null, a value some rule refuses) goes to check_json_value, so the reasons are its.
+    The shortcut only ever accepts: an exact str (among the allowed texts, if any) for a string field; an exact
+    int or float within the bounds and below 2**53 in size (and whole, for an integer field) for a number
+    field. Every rule of check_json_value lets those through unchanged; anything else goes to it for a reason.
     """
-    allowed = frozenset(spec.values) if spec.values is not None else None
     low = spec.minimum if spec.minimum is not None else -math.inf
     high = spec.maximum if spec.maximum is not None else math.inf
-    integer = spec.type == "integer"
-
-    def full(value: object) -> tuple[object, str | None]:
-        return check_json_value(spec, value, True)
-
-    if spec.type == "string":
-
-        def check_string(value: object) -> tuple[object, str | None]:
-            if type(value) is str and (allowed is None or value in allowed):
-                return value, None
-            return full(value)
-
-        return check_string
-
-    def check_number(value: object) -> tuple[object, str | None]:
-        kind = type(value)
-        if kind is float:
-            # NaN fails both comparisons; infinities and fractions (for an integer) fail the others.
-            if low <= value <= high and -MAX_EXACT_INTEGER < value < MAX_EXACT_INTEGER:  # type: ignore[operator]
-                if not integer:
-                    return value, None
-                if value.is_integer():  # type: ignore[attr-defined]
-                    return int(value), None  # type: ignore[call-overload]
-        elif kind is int and low <= value <= high and -MAX_EXACT_INTEGER < value < MAX_EXACT_INTEGER:  # type: ignore[operator]
-            return (value if integer else float(value)), None  # type: ignore[arg-type]
-        return full(value)
-
-    return check_number
+    allowed = frozenset(spec.values) if spec.values is not None else None
+    return spec.type == "string", spec.type == "integer", low, high, allowed
 
 
 def _string_value(spec: FieldSpec, value: object) -> tuple[object, str | None]:

@@ -32,6 +32,7 @@ from scoring.model.bundle import (
     detect_format,
     feature_vectorizer,
     load_bundle,
+    output_clash,
     reference_bytes,
     sha256_of,
     split_model,
@@ -183,6 +184,10 @@ def build_manifest(
     if id_field is not None and id_field in {spec.name for spec in declaration.inputs}:
         raise ConfigError(f"the id field {id_field!r} is also an input the model reads; name another with --id-field")
     task = task or Task()
+    output = output or DEFAULT_OUTPUTS[task.returns]
+    clash = output_clash(output, id_field)
+    if clash is not None:
+        raise ConfigError(f"{clash} (--output)")
     return Manifest(
         name=name,
         version=str(version),
@@ -192,7 +197,7 @@ def build_manifest(
         inputs=declaration.inputs,
         preset=named_preset,
         id_field=id_field,
-        output=output or DEFAULT_OUTPUTS[task.returns],
+        output=output,
         task=task.task,
         classes=task.classes,
         positive_class=task.positive_class,

@@ -144,7 +144,7 @@ class ReferenceProfile:
             raise ModelLoadError(f"reference profile has version {version!r}; this code reads {PROFILE_VERSION}")
         try:
             columns = {str(name): _column_from_json(column) for name, column in raw["columns"].items()}
-            return cls(rows=int(raw["rows"]), output=str(raw["output"]), columns=columns)
+            return cls(rows=_count(raw["rows"]), output=str(raw["output"]), columns=columns)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelLoadError(f"reference profile is malformed: {type(exc).__name__} {exc}") from None
 
@@ -205,23 +205,42 @@ def _float(value: Any, default: float) -> float:
     return default if value is None else float(value)
 
 
+# Counts become int64 arrays (histograms, drift statistics): a larger one would overflow or raise far from here.
+INT64_MAX = 2**63 - 1
+
+
+def _count(value: Any) -> int:
+    """A count as reference.json must hold it: a non-negative JSON integer that fits int64."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_MAX:
+        raise ValueError("counts must be non-negative integers within int64")
+    return value
+
+
+def _edges(values: Any) -> tuple[float, ...]:
+    """Histogram edges as reference.json must hold them: finite and strictly ascending (bins are found by them)."""
+    edges = tuple(float(e) for e in values)
+    if not all(np.isfinite(e) for e in edges) or any(a >= b for a, b in zip(edges, edges[1:], strict=False)):
+        raise ValueError("edges must be finite and strictly ascending")
+    return edges
+
+
 def _column_from_json(raw: Mapping[str, Any]) -> ColumnProfile:
     if raw["kind"] == "text":
         return TextProfile(
-            count=int(raw["count"]),
-            missing=int(raw["missing"]),
-            counts={str(k): int(v) for k, v in raw["counts"].items()},
+            count=_count(raw["count"]),
+            missing=_count(raw["missing"]),
+            counts={str(k): _count(v) for k, v in raw["counts"].items()},
         )
     if raw["kind"] != "number":
         raise ValueError(f"unknown column kind {raw['kind']!r}")
-    edges = tuple(float(e) for e in raw["edges"])
-    counts = tuple(int(c) for c in raw["counts"])
+    edges = _edges(raw["edges"])
+    counts = tuple(_count(c) for c in raw["counts"])
     positions = tuple(None if p is None else float(p) for p in raw["positions"])
     if len(counts) != len(edges) + 1 or len(positions) != len(counts):
         raise ValueError("counts and positions must have one entry more than edges")
     return NumberProfile(
-        count=int(raw["count"]),
-        missing=int(raw["missing"]),
+        count=_count(raw["count"]),
+        missing=_count(raw["missing"]),
         mean=_float(raw["mean"], float("nan")),
         std=_float(raw["std"], float("nan")),
         quantiles={str(k): _float(v, float("nan")) for k, v in raw["quantiles"].items()},

@@ -13,19 +13,25 @@ and only columns of mixed Python objects (JSON) are walked value by value.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from scoring.model.checks import check_field, check_id, check_json_value, id_problem, json_value_checker, type_name
+from scoring.model.checks import (
+    MAX_EXACT_INTEGER,
+    check_field,
+    check_id,
+    check_json_value,
+    id_problem,
+    plain_rule,
+    type_name,
+)
 from scoring.model.record_ids import MAX_ID_LENGTH, canonical_id
 
 FIELD_TYPES = ("integer", "number", "string")
-# A record without the key, told apart from one that sent null.
-_ABSENT = object()
 
 
 @dataclass(frozen=True)
@@ -153,8 +159,8 @@ class InputSchema:
         )
 
     @cached_property
-    def _json_checkers(self) -> tuple[tuple[FieldSpec, Callable[[object], tuple[object, str | None]]], ...]:
-        return tuple((spec, json_value_checker(spec)) for spec in self.fields)
+    def _plain_rules(self) -> tuple[tuple[str, bool, bool, float, float, frozenset[str] | None], ...]:
+        return tuple((spec.name, *plain_rule(spec)) for spec in self.fields)
 
     def check_record(self, record: object) -> tuple[dict[str, object] | None, str | None, str | None]:
         """One JSON-decoded record by exactly the rules of validate_records, without pandas (the small-request path).
@@ -162,22 +168,56 @@ class InputSchema:
         Returns (typed values by field name, or None when refused; the id's canonical text or None; the reason or None).
         Integers come back as int, numbers as float, strings as str, null as None.
         """
+        values = self._plain_values(record)
+        if values is None:
+            return self._check_each_field(record)
+        record_id, refused = self._record_id(record)  # type: ignore[arg-type]
+        if refused is not None:
+            return None, record_id, refused
+        return values, record_id, None
+
+    def _plain_values(self, record: object) -> dict[str, object] | None:
+        """The typed values of a record whose every field is plainly valid (checks.plain_rule); else None.
+
+        Most records are, and one loop without a call per field checks them in a fraction of the time.
+        """
+        if type(record) is not dict:
+            return None
+        values: dict[str, object] = {}
+        for name, is_string, integer, low, high, allowed in self._plain_rules:
+            value = record.get(name)
+            kind = type(value)
+            if is_string:
+                if kind is not str or (allowed is not None and value not in allowed):
+                    return None
+            elif kind is float or kind is int:
+                if not (low <= value <= high and -MAX_EXACT_INTEGER < value < MAX_EXACT_INTEGER):  # type: ignore[operator]
+                    return None  # out of bounds, or NaN, or an infinity
+                if integer:
+                    if kind is float:
+                        if not value.is_integer():  # type: ignore[union-attr]
+                            return None
+                        value = int(value)  # type: ignore[arg-type]
+                elif kind is int:
+                    value = float(value)  # type: ignore[arg-type]
+            else:
+                return None
+            values[name] = value
+        return values
+
+    def _check_each_field(self, record: object) -> tuple[dict[str, object] | None, str | None, str | None]:
+        """check_record for any record: every field through check_json_value, every reason joined."""
         if not isinstance(record, dict):
             return None, None, f"record is {type_name(record)}, not an object"
         values: dict[str, object] = {}
-        reasons: list[str] | None = None
-        for spec, check in self._json_checkers:
-            value = record.get(spec.name, _ABSENT)
-            if value is _ABSENT:
-                typed, reason = check_json_value(spec, None, False)
-            else:
-                typed, reason = check(value)
-            values[spec.name] = typed
+        reasons: list[str] = []
+        for spec in self.fields:
+            values[spec.name], reason = check_json_value(spec, record.get(spec.name), spec.name in record)
             if reason is not None:
-                reasons = [*(reasons or ()), reason]
+                reasons.append(reason)
         record_id, refused = self._record_id(record)
         if refused is not None:
-            reasons = [*(reasons or ()), refused]
+            reasons.append(refused)
         if reasons:
             return None, record_id, "; ".join(reasons)
         return values, record_id, None

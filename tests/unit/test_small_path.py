@@ -131,6 +131,7 @@ def bits(outcomes: list[RecordOutcome]) -> list[tuple]:
     ]
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(declaration=ruled_declarations(), kind=st.sampled_from(MODELS), data=st.data())
 def test_small_path_equals_the_columnar_path_for_any_declaration_model_and_hostile_records(declaration, kind, data):
