@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -103,8 +104,7 @@ class Settings:
             raise ConfigError(f"SCORING_CHUNK_ROWS must be positive, got {self.chunk_rows}")
         if self.shard_rows < 1:
             raise ConfigError(f"SCORING_SHARD_ROWS must be positive, got {self.shard_rows}")
-        if not self.drift_threshold > 0:
-            raise ConfigError(f"SCORING_DRIFT_THRESHOLD must be positive, got {self.drift_threshold}")
+        checked_drift_threshold(self.drift_threshold, "SCORING_DRIFT_THRESHOLD")
         if "/" in self.trusted_model_roots:
             raise ConfigError("SCORING_MODEL_ROOTS must not include the filesystem root '/': it would trust every path")
         if self.staging_max_age_hours <= 0:
@@ -117,6 +117,19 @@ class Settings:
     def trusted_model_roots(self) -> tuple[str, ...]:
         """The places bundles may load from: SCORING_MODEL_ROOTS, else the folder holding model_uri."""
         return tuple((self.model_roots or "").split(","))
+
+
+def checked_drift_threshold(value: object, name: str = "drift threshold") -> float | None:
+    """`value` as a drift threshold (None: the default), or ConfigError: it must be a finite positive number.
+
+    One rule for the environment, the CLI and the DAGs' params: NaN compares false with every statistic and
+    infinity is never passed, so either would silently switch drift detection off."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        shown = value if isinstance(value, (int, float)) else type(value).__name__
+        raise ConfigError(f"{name} must be a finite positive number, got {shown}")
+    return float(value)
 
 
 def normalize_database_url(url: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from scoring.settings import Settings
+from scoring.settings import Settings, checked_drift_threshold
 from scoring_airflow.errors import task_errors
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,9 @@ def traffic_dag(*, dag_id: str, doc_md: str | None, start_date: datetime | None 
             hour = params.get("hour") or logical.astimezone(timezone.utc).strftime("%Y-%m-%dT%H")
             with task_errors():
                 settings = Settings.from_env()
-                summary = monitor_hour(settings, hour, context["run_id"], params.get("drift_threshold"))
+                # The form's param passes through the settings' own rule (a NaN would switch drift off).
+                threshold = checked_drift_threshold(params.get("drift_threshold"), "the drift_threshold param")
+                summary = monitor_hour(settings, hour, context["run_id"], threshold)
             extra = drift_extra(summary, dag_id)
             if extra is not None:
                 context["outlet_events"][drifted_alias].add(drifted_asset, extra=extra)

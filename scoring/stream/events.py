@@ -133,7 +133,8 @@ def parse_payload(text: str, id_field: str | None, inputs: AbstractSet[str] = fr
         return Payload(None, error="the payload is valid JSON but too large or too deeply nested to read")
     if not isinstance(payload, dict):
         return Payload(None, error="the payload is not a JSON object")
-    wrappers = [key for key in wire.WRAPPERS if key in payload and key not in inputs]
+    # A key that names an input or the id is that value, never a wrapper: a bundle may call its id "record".
+    wrappers = [key for key in wire.WRAPPERS if key in payload and key not in inputs and key != id_field]
     if len(wrappers) > 1:
         return Payload(None, error=f"the payload has both '{wrappers[0]}' and '{wrappers[1]}': send one wrapper")
     if not wrappers:
@@ -145,6 +146,13 @@ def parse_payload(text: str, id_field: str | None, inputs: AbstractSet[str] = fr
     beside = next((key for key in (id_field, wire.GENERIC_ID_KEY) if key and key in payload), None)
     if beside is None:
         return _with_id(inner, inner.get(id_field) if id_field else None, id_field)
+    if id_field and id_field in inner and canonical_id(inner[id_field])[0] != canonical_id(payload[beside])[0]:
+        # Neither may silently win: the record would be answered and logged under an id its sender did not mean.
+        return Payload(
+            None,
+            error=f"the payload has two different ids, '{id_field}' inside '{wrappers[0]}' and "
+            f"'{beside}' beside it: send one",
+        )
     record = {**inner, id_field: payload[beside]} if id_field else inner
     return _with_id(record, payload[beside], id_field)
 
