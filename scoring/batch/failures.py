@@ -7,12 +7,12 @@ import logging
 from sqlalchemy import Engine
 
 from scoring.batch.plan import RunPlan
-from scoring.batch.rejects import clean_text
 from scoring.batch.staging import ShardResult
 from scoring.batch.store import writes as store
 from scoring.batch.store.engines import first_line
 from scoring.errors import ScoringError
 from scoring.model.bundle import Manifest
+from scoring.model.storable import clean_text
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scoring import storage
-from scoring.batch.rejects import clean_text
 from scoring.errors import InvalidInput
+from scoring.model.storable import clean_text
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from scoring.model.storable import clean_text
+from scoring.model.storable import clean_text, storable_json
 
 log = logging.getLogger(__name__)
 
@@ -391,19 +391,7 @@ def inputs_json(record: dict[str, Any]) -> str:
     # re-read value by value, so an emoji costs a walk but never a row.
     if text and "\\u0000" not in text and "\\ud" not in text:
         return text
-    return json.dumps(_storable(record), default=lambda value: clean_text(str(value)), allow_nan=False)
-
-
-def _storable(value: Any) -> Any:
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {clean_text(str(key)): _storable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_storable(item) for item in value]
-    return value
+    return storable_json(record, non_finite_as_text=False)
 
 
 def _is_data_error(exc: BaseException) -> bool:
