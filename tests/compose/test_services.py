@@ -30,6 +30,7 @@ from tests.compose.stack import (
     parse_dockerfile,
     repo_path_of,
 )
+from webservice.serve import SERVICE_APP
 
 AIRFLOW_SERVICES = [
     "airflow-init",
@@ -258,18 +259,20 @@ def test_the_lambda_runs_the_handler_the_image_holds(services):
     assert urlsplit(check[3]).port == 8080 and service["ports"][0].endswith(":8080")
 
 
-def test_the_web_service_runs_gunicorn_with_the_images_config(services):
+def test_the_web_service_runs_the_images_launcher_on_the_service_app(services):
     service = services["web"]
     dockerfile = parse_dockerfile(ROOT / service["build"]["dockerfile"])
-    gunicorn, flag, config, app = argv(service["command"])
-    assert (gunicorn, flag) == ("gunicorn", "-c")
-    assert image_path_source(dockerfile, config, service["build"].get("target")) == ROOT / "webservice/gunicorn.conf.py"
-    module, _, attribute = app.partition(":")
-    source = ROOT / (module.replace(".", "/") + ".py")
-    assert attribute in top_level_names(source)
-    # Reached by nginx only, on the port the image's gunicorn binds on every interface.
+    python, flag, module = argv(service["command"])
+    assert (python, flag) == ("python", "-m")
+    # The launcher module is installed in the image (the package source is copied in and pip-installed),
+    # and the app it serves by default is defined where it says
+    assert module == "webservice.serve" and (ROOT / "webservice/serve.py").is_file()
+    assert image_path_source(dockerfile, "/tmp/src/webservice", service["build"].get("target")) == ROOT / "webservice"
+    app_module, _, attribute = SERVICE_APP.partition(":")
+    assert attribute in top_level_names(ROOT / (app_module.replace(".", "/") + ".py"))
+    # Reached by nginx only, on the port the launcher binds on every interface of the container.
     assert "ports" not in service and [str(port) for port in service["expose"]] == ["8000"]
-    assert environment(service)["GUNICORN_HOST"] == "0.0.0.0" and environment(service)["PORT"] == "8000"
+    assert environment(service)["WEB_HOST"] == "0.0.0.0" and environment(service)["PORT"] == "8000"
 
 
 def top_level_names(source: Path) -> set[str]:
