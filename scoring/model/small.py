@@ -30,13 +30,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import sklearn
-from sklearn.linear_model import LinearRegression, Ridge
-from sklearn.linear_model._base import LinearModel
 
 from scoring.model.predict import Predictor
 
-# Up to this many records a call takes the small path; from there the columnar path is faster per record.
-# Measured with bench/predict.py --small (the ride preset: the small path wins up to about 2,000 records).
+# Up to this many records a call takes the small path. Measured with bench/predict.py --small: it is 7x the
+# columnar path at 100 records, 2x at 1,000 and still 1.5x at 3,000, but its cost grows per record while the
+# columnar path's is mostly fixed, so the limit stays where both are a few milliseconds.
 SMALL_PATH_MAX_RECORDS = 1000
 
 # (column in the vocabulary, value) of one row's present features.
@@ -183,6 +182,10 @@ def _linear_terms(predictor: Predictor) -> tuple[list[float], float] | None:
     vectorizer = predictor.vectorizer
     if predictor.bundle.manifest.task != "regression" or vectorizer is None:
         return None
+    # Imported here: a bundle without a linear model (a Lambda's cold start) need not import sklearn.linear_model.
+    from sklearn.linear_model import LinearRegression, Ridge
+    from sklearn.linear_model._base import LinearModel
+
     # Exact types whose predict is LinearModel's `X @ coef_ + intercept_` (through a super().predict that adds
     # nothing); a subclass might change it, so only these.
     if type(estimator) not in (LinearRegression, Ridge) or type(estimator)._decision_function is not (
