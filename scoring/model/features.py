@@ -57,7 +57,9 @@ def _code(spec: FieldSpec, column: pd.Series) -> Coded:
         return np.where(present, codes, -1), _as_objects([str(value) for value in uniques.tolist()])
     # A float's text is its repr; factorize its bits, since 0.0 and -0.0 compare equal but print differently.
     floats = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    codes, uniques = pd.factorize(floats.view(np.int64))
+    # Every NaN is a null (no feature) whatever its sign and payload: one bit pattern for all of them, or two
+    # NaNs would print as two "nan" categories and the Categorical would refuse them (the property test found it).
+    codes, uniques = pd.factorize(np.where(np.isnan(floats), np.nan, floats).view(np.int64))
     texts = [str(value) for value in uniques.view(np.float64).tolist()]
     return np.where(np.isnan(floats), -1, codes), _as_objects(texts)
 

@@ -8,13 +8,15 @@ features are looked up in the DictVectorizer's vocabulary (a dict), and the rows
 estimator as the same CSR matrix the columnar path builds, so predictions are bit for bit the same.
 
 Two shortcuts, each taken only where it cannot change a bit:
-- scikit-learn's finiteness and parameter checks are skipped (`assume_finite`,
-  `skip_parameter_validation`): the validator has refused infinities, and a batch whose matrix
-  would hold a NaN (an optional number sent as null) goes the columnar way, where scikit-learn
-  refuses it as before.
+- scikit-learn's parameter validation is skipped (`skip_parameter_validation`): it checks the
+  estimator's settings, never the data. Its finiteness check stays: a tree casts the matrix to
+  float32, where 1e300 becomes infinity and scikit-learn refuses it, so skipping that check
+  (`assume_finite`) would answer where the columnar path refuses (the property test found it).
+  A batch whose matrix would hold a NaN (an optional number sent as null) goes the columnar way.
 - A plain linear regressor (its predict is LinearModel's: `X @ coef_ + intercept_`) is evaluated
   here, row by row, in the order scipy's CSR product sums: from 0.0, over the row's entries in
-  column order, then the intercept added.
+  column order, then the intercept added. Its float64 input is finite (the validator saw to it),
+  which is all scikit-learn's own check would have asked.
 
 A declaration with a frame feature, or a model without a DictVectorizer in front, has no small path.
 """
@@ -122,7 +124,7 @@ class SmallPath:
             coefficients, intercept = self._linear
             predictions: np.ndarray | list[float] = [_dot(row, coefficients) + intercept for row in rows]
             return Scored(positions, ids, predictions, None, rejected)
-        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        with sklearn.config_context(skip_parameter_validation=True):
             predicted, probabilities = self._predictor.predict_model_input(self._matrix(rows))
         return Scored(positions, ids, predicted, probabilities, rejected)
 

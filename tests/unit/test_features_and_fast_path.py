@@ -95,3 +95,21 @@ def test_pu_do_labels_stay_exact_for_ids_too_large_to_pack():
     frame = pd.DataFrame({"PULocationID": [2**32 + 1, 7], "DOLocationID": [5, 2**40], "trip_distance": [1.0, 2.0]})
     features = build_features(preset("ride_pu_do"), frame)
     assert features["PU_DO"].astype(str).tolist() == [f"{2**32 + 1}_5", f"7_{2**40}"]
+
+
+def test_nans_of_any_sign_and_payload_are_one_null_in_a_categorical_of_a_number():
+    import struct
+
+    from scoring.model.declaration import Declaration, FeatureSpec
+    from scoring.model.features import build_features
+    from scoring.model.schema import FieldSpec
+
+    # Given an optional number feeding a categorical, null in two rows as NaNs of different bits
+    negative_nan = struct.unpack("d", struct.pack("Q", 0xFFF8000000000001))[0]
+    declaration = Declaration(
+        inputs=(FieldSpec("v", "number", required=False),), features=(FeatureSpec("v", "categorical", ("v",)),)
+    )
+    # When the features are built, Then both rows have no value (two "nan" categories made pandas refuse it)
+    features = build_features(declaration, pd.DataFrame({"v": [1.5, float("nan"), negative_nan]}))
+    assert features["v"].isna().tolist() == [False, True, True]
+    assert list(features["v"].cat.categories) == ["1.5"]
