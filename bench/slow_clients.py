@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 BODY_BYTES = 4096
 
@@ -83,7 +84,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--clients", type=int, default=40)
     parser.add_argument("--probes", type=int, default=10)
     args = parser.parse_args(argv)
-    body = open(args.body, "rb").read()
+    body = Path(args.body).read_bytes()
     json.loads(body)  # a bad body file should fail here, not look like a server that stopped answering
     host, port = args.url.removeprefix("http://").split(":")
     with slow_clients(host, int(port), args.clients, args.kind) as held:
