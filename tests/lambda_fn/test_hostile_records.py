@@ -34,8 +34,15 @@ def kinesis_event(payloads: list[str], arn: str = ARN) -> dict:
     return {"Records": [kinesis_event_record(r, "shardId-000000000000", arn, "us-east-1") for r in records]}
 
 
-def refuse_distance(handler, distance: float) -> None:
+def columnar_only(monkeypatch) -> None:
+    """Score every batch through the columnar path, where the SIMULATED faults below are injected (the small
+    path sums a linear model itself and never calls the patched method)."""
+    monkeypatch.setattr("scoring.model.records.SMALL_PATH_MAX_RECORDS", 0)
+
+
+def refuse_distance(handler, distance: float, monkeypatch) -> None:
     """Make the loaded model raise on one trip distance (SIMULATED: a transformer refusing a value the validator let in)."""
+    columnar_only(monkeypatch)
     real_predict = handler.HANDLER.predictor.predict_with_probabilities
 
     def predict(inputs):
@@ -84,10 +91,10 @@ def test_a_lone_surrogate_id_fails_alone_and_nothing_is_written_before_it_is_kno
     assert letter["record"]["eventSourceARN"] == ARN and "Traceback" not in json.dumps(letter)
 
 
-def test_a_record_the_model_cannot_take_fails_alone(outputs):
+def test_a_record_the_model_cannot_take_fails_alone(outputs, monkeypatch):
     # Given a model that raises on one ride's value (SIMULATED: a transformer refusing a value the validator let in)
     handler, published, dead_letters = outputs()
-    refuse_distance(handler, 13.13)
+    refuse_distance(handler, 13.13, monkeypatch)
     # When a batch holds it between two good rides
     response = handler.lambda_handler(kinesis_event([ride(1), ride(2, 13.13), ride(3)]), None)
     # Then the good rides are published and the other one dead-lettered with the error's type, not a traceback
@@ -97,13 +104,14 @@ def test_a_record_the_model_cannot_take_fails_alone(outputs):
     assert letter["itemIdentifier"] == "1001" and "ValueError" in letter["reason"]
 
 
-def test_a_model_that_fails_on_every_record_fails_the_batch_for_a_retry(outputs):
+def test_a_model_that_fails_on_every_record_fails_the_batch_for_a_retry(outputs, monkeypatch):
     # Given a model that raises whatever it is given (SIMULATED: the fault is not any record's)
     handler, published, dead_letters = outputs()
 
     def predict(inputs):
         raise MemoryError("simulated")
 
+    columnar_only(monkeypatch)
     handler.HANDLER.predictor.predict_with_probabilities = predict
     # When a batch arrives, then the invocation fails, so Lambda retries it, and nothing is dead-lettered
     with pytest.raises(MemoryError):
@@ -229,11 +237,11 @@ def test_a_huge_integer_id_is_refused_by_name_and_dead_lettered(outputs):
     assert letter["itemIdentifier"] == "1000" and "is longer than 128 characters" in letter["reason"]
 
 
-def test_a_lone_valid_record_the_model_cannot_take_is_dead_lettered_not_retried_forever(outputs):
+def test_a_lone_valid_record_the_model_cannot_take_is_dead_lettered_not_retried_forever(outputs, monkeypatch):
     # Given a model that raises on one ride's value, and a batch whose only valid record is that ride
     # (SIMULATED model fault): alone, a poison record and a broken model look the same
     handler, published, dead_letters = outputs()
-    refuse_distance(handler, 13.13)
+    refuse_distance(handler, 13.13, monkeypatch)
     # When it arrives beside an invalid record
     response = handler.lambda_handler(kinesis_event([ride(2, 13.13), "not json"]), None)
     # Then the invocation answers: both go to the dead-letter queue (replayable), nothing is retried in a loop
