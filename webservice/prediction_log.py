@@ -59,6 +59,9 @@ class OnlinePredictionLog:
         return self._log
 
     def _count_losses(self, log: PredictionLog) -> None:
+        # Two integer reads per request; the lock and the counter only when something new was lost.
+        if log.dropped == self._seen["queue_full"] and log.failed == self._seen["database"]:
+            return
         totals = {"queue_full": log.dropped, "database": log.failed}
         with self._lock:
             for reason, total in totals.items():

@@ -144,3 +144,23 @@ def test_the_stream_handler_returns_within_a_bound_on_a_locked_table(pg_engine, 
     assert elapsed < LOCKED_BOUND
     assert len(result["predictions"]) == 3 and result["batchItemFailures"] == []
     assert log.failed == 3
+
+
+def test_copy_special_characters_reach_the_table_as_they_were(pg_engine, pg_schema_url, driver):
+    # Given records whose id, label, model name and inputs hold COPY's delimiter, line ends and escape character
+    log = PredictionLog.from_url(pg_schema_url, "stream", background=False, fields=["amount", "country"])
+    awkward = 'a\tb\nc\rd\\e"f\\N'
+    outcomes = [Outcome(awkward, 1.5, label=awkward), Outcome("\\N", float("inf"))]
+    records = [{"amount": 1.0, "country": awkward}, {"amount": 2.0, "country": "\\"}]
+    log.record(outcomes, records, "m\\1\t", "v\n2")
+    # When the log is flushed
+    assert log.flush() == 2
+    # Then every value reads back exactly as given, not as COPY's escapes or its NULL marker
+    with pg_engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT record_id, label, model_name, model_version, inputs, prediction FROM prediction_log ORDER BY id"
+            )
+        ).all()
+    assert rows[0] == (awkward, awkward, "m\\1\t", "v\n2", {"amount": 1.0, "country": awkward}, 1.5)
+    assert rows[1] == ("\\N", None, "m\\1\t", "v\n2", {"amount": 2.0, "country": "\\"}, float("inf"))
