@@ -127,11 +127,18 @@ if [[ -n ${BENCH_PREDICTION_LOG_URL:-} ]]; then
   # The same project with every scored record queued for prediction_log (issue 14: at most 5% of throughput).
   "$PYTHON" -c 'import sys; from scoring.batch.store.engines import make_engine, upgrade; upgrade(make_engine(sys.argv[1]))' \
     "$BENCH_PREDICTION_LOG_URL"
+  logged_rows() {
+    "$PYTHON" -c 'import sys, sqlalchemy as sa; from scoring.batch.store.engines import make_engine
+with make_engine(sys.argv[1]).connect() as c: print(c.execute(sa.text("SELECT count(*) FROM prediction_log")).scalar())' \
+      "$BENCH_PREDICTION_LOG_URL"
+  }
+  rows_before=$(logged_rows)
   start_server logged /ready env SCORING_MODEL_URI="$work/bundle" SCORING_PREDICTION_LOG_URL="$BENCH_PREDICTION_LOG_URL" \
     "$PYTHON" -m webservice.serve
   measure logged /predict ""
   curl -fsS "$url/metrics" | grep '^scoring_prediction_log_dropped_total' >"$work/logged.dropped" || true
-  stop_server
+  stop_server # each worker writes what it still queues as it exits
+  echo $(($(logged_rows) - rows_before)) >"$work/logged.written"
 fi
 
 start_server ceiling /ready "$PYTHON" -m webservice.serve bench.ceiling_app:app
@@ -182,6 +189,6 @@ if [[ -n ${BENCH_PREDICTION_LOG_URL:-} ]]; then
           100 * l / r, r, (f > 0 ? sprintf(" (%d failed)", f) : "") }'
     done
   done
-  echo "prediction log records dropped: $(awk '{s += $2} END {print s + 0}' "$work/logged.dropped")"
+  echo "prediction log records written: $(cat "$work/logged.written"), dropped: $(awk '{s += $2} END {print s + 0}' "$work/logged.dropped")"
 fi
 for line in "${probe_lines[@]}"; do echo "slow clients vs the project: $line"; done
