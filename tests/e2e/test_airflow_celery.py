@@ -24,8 +24,9 @@ def test_triggered_run_scores_its_shards_on_the_celery_worker(celery_stack: Airf
     # Given 800 rides of hour 05 in four files
     rides = make_rides(800, seed=5)
     write_partition(str(scoring_paths.input_root), "rides", PartitionKey.parse(HOUR_05), rides, files=4)
-    # When a user triggers the DAG naming that hour in the form's Partition field
-    run = api.trigger(DAG_ID, logical_date="2026-01-01T12:07:00Z", conf={"partition": HOUR_05})
+    # When a user triggers the DAG naming that hour in the form's Partition field, with Shard rows 200 so that
+    # each file is a shard of its own (left at the default, the four small files would be grouped into one)
+    run = api.trigger(DAG_ID, logical_date="2026-01-01T12:07:00Z", conf={"partition": HOUR_05, "shard_rows": 200})
     run = api.wait_for_run(DAG_ID, run["dag_run_id"], timeout=240)
     # Then every task, each of the four mapped shards included, ran under the Celery worker
     tis = api.task_instances(DAG_ID, run["dag_run_id"])

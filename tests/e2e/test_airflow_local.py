@@ -31,7 +31,8 @@ def write_hour(paths: ScoringPaths, partition: str, files: int) -> None:
 def first_run(local_stack: AirflowStack, scoring_paths: ScoringPaths) -> dict:
     """Hour 03 scored by a click on Trigger with logical date 03:00: the slot of the scheduled run for hour 03."""
     write_hour(scoring_paths, HOUR_03, files=3)
-    run = local_stack.api.trigger(DAG_ID, logical_date="2026-01-01T03:00:00Z")
+    # Shard rows 300: one shard per file of 300 rides (the default would group the three small files into one)
+    run = local_stack.api.trigger(DAG_ID, logical_date="2026-01-01T03:00:00Z", conf={"shard_rows": 300})
     return local_stack.api.wait_for_run(DAG_ID, run["dag_run_id"], timeout=RUN_TIMEOUT)
 
 
@@ -39,7 +40,7 @@ def test_triggered_run_publishes_the_hour_that_just_closed_once(local_stack, sco
     # Given 900 rides of hour 03 in three files, When a user triggers the DAG at 03:00 (first_run)
     # Then the hour starting at the run's logical date is stored once, whole
     assert partition_counts(scoring_paths.database_url, DAG_ID)[HOUR_03] == (900, 900)
-    # ... scored by one mapped score_shard per file
+    # ... scored by one mapped score_shard per shard of 300 rows, i.e. per file
     tis = local_stack.api.task_instances(DAG_ID, first_run["dag_run_id"])
     shards = sorted(ti["map_index"] for ti in tis if ti["task_id"] == "score_shard" and ti["state"] == "success")
     assert shards == [0, 1, 2]
