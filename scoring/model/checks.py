@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -119,7 +119,19 @@ def is_missing(value: object) -> bool:
         return True
     if isinstance(value, (str, int, list, dict, tuple)):
         return False
+    if isinstance(value, Decimal):
+        return value.is_nan()  # pd.isna compares a signalling NaN, which raises InvalidOperation
+    if not pd.api.types.is_scalar(value):
+        return False  # an array or a Series: pd.isna would answer per element, as pd.isna of a column does not
     return bool(pd.isna(value))
+
+
+def missing_mask(values: np.ndarray) -> np.ndarray:
+    """is_missing of every value of an object array, vectorised unless a Decimal is among them."""
+    try:
+        return pd.isna(values)
+    except InvalidOperation:  # a Decimal sNaN: pandas compares it, which raises; is_missing does not
+        return np.fromiter((is_missing(v) for v in values), dtype=bool, count=len(values))
 
 
 def check_json_value(spec: FieldSpec, value: object, present: bool) -> tuple[object, str | None]:
@@ -205,7 +217,7 @@ def check_field(
 def _check_string(column: pd.Series | np.ndarray, index: pd.Index, spec: FieldSpec) -> tuple[pd.Series, np.ndarray]:
     reasons = _no_reasons(len(column))
     values = column if isinstance(column, np.ndarray) else column.to_numpy(dtype=object)
-    is_null = pd.isna(values)
+    is_null = missing_mask(values)
     not_str = np.fromiter((not isinstance(v, str) for v in values), dtype=bool, count=len(values)) & ~is_null
     if not_str.any():
         reasons[not_str] = [not_a_string(spec, v) for v in values[not_str]]
@@ -230,7 +242,9 @@ def _check_number(column: pd.Series | np.ndarray, spec: FieldSpec, text_input: b
         reasons[is_inf] = not_finite(spec)
     finite = np.isfinite(numeric) & typed_ok
     if spec.type == "integer":
-        fractional = finite & (np.floor(numeric) != numeric)
+        # Only finite values are floored: a signalling NaN's payload would warn "invalid value".
+        whole = np.where(finite, numeric, 0.0)
+        fractional = finite & (np.floor(whole) != whole)
         if fractional.any():
             reasons[fractional] = [not_an_integer(spec, v) for v in numeric[fractional]]
         # From 2**53 on a float64 no longer holds every integer (2**53 + 1 reads as 2**53), so the value

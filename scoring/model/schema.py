@@ -123,7 +123,7 @@ class InputSchema:
         """
         wanted = [*self.field_names, *([self.id_field] if self.id_field else [])]
         columns = {name: frame[name] for name in wanted if name in frame.columns}
-        return self._validate_columns(columns, frame.index, require_id, text_input, None)
+        return self._validate_columns(columns, frame.index, require_id, text_input, None, None)
 
     def _validate_columns(
         self,
@@ -132,9 +132,11 @@ class InputSchema:
         require_id: bool,
         text_input: bool,
         absent: dict[str, np.ndarray] | None,
+        not_objects: np.ndarray | None,
     ) -> ValidationResult:
         """The shared core: `absent` marks, per field, the JSON records that lacked the key, so that a
-        missing field is told apart from an explicit null (a frame has no such difference)."""
+        missing field is told apart from an explicit null (a frame has no such difference); `not_objects`
+        holds the reason of each record that is not an object (None elsewhere), which stands alone."""
         # Columns are typed Series (frames) or object arrays of JSON values (records). Reasons are kept
         # as plain object arrays (None = fine) and become one Series at the end: per-field pandas
         # objects cost more than the checks themselves on a 100-record request.
@@ -152,6 +154,8 @@ class InputSchema:
             columns[self.id_field] = ids
             reasons.append(problems)
         reason = _join_reasons(reasons, rows)
+        if not_objects is not None:
+            reason = np.where(pd.notna(not_objects), not_objects, reason)
         bad = pd.notna(reason)
         valid = pd.DataFrame(columns, index=index)
         return ValidationResult(
@@ -238,10 +242,12 @@ class InputSchema:
 
     def validate_records(self, records: list[object]) -> ValidationResult:
         """Validate JSON-decoded records (online and streaming); a non-object record is rejected alone."""
-        not_objects = {
-            i: f"record is {type_name(r)}, not an object" for i, r in enumerate(records) if not isinstance(r, dict)
-        }
         rows = [r if isinstance(r, dict) else {} for r in records]
+        not_objects = None
+        if any(not isinstance(r, dict) for r in records):
+            not_objects = _object_array(
+                [None if isinstance(r, dict) else f"record is {type_name(r)}, not an object" for r in records]
+            )
         # Object columns keep True a bool and 10 an int (and 2**53 + 1 exact): the checks need the JSON types as sent.
         wanted = [*self.field_names, *([self.id_field] if self.id_field else [])]
         present = [key for key in wanted if any(key in row for row in rows)]
@@ -249,14 +255,11 @@ class InputSchema:
             key: _object_array([row.get(key) for row in rows]) for key in present
         }
         absent = {name: np.array([name not in row for row in rows], dtype=bool) for name in self.field_names}
-        result = self._validate_columns(columns, pd.RangeIndex(len(rows)), False, False, absent)
-        if not not_objects:
-            return result
-        reasons = result.rejected.copy()
-        for i, text in not_objects.items():
-            reasons.loc[i] = text
-        reasons = reasons.sort_index()
-        return ValidationResult(valid=result.valid.drop(index=list(not_objects), errors="ignore"), rejected=reasons)
+        # Their reasons join the others as one array, before any Series exists: appending them to the rejected
+        # Series by label (.loc) broke when the rejected rows were evenly spaced. pandas 3.1 then holds that index
+        # as a stepped RangeIndex, and appending to one built an index longer than its values ("Length of values
+        # (3) does not match length of index (4)", found by the small-path property test).
+        return self._validate_columns(columns, pd.RangeIndex(len(rows)), False, False, absent, not_objects)
 
 
 def _object_array(values: list[object]) -> np.ndarray:

@@ -144,3 +144,21 @@ def test_a_record_id_does_not_depend_on_its_neighbours():
     # An int column with a null beside it must not turn 2**53 + 1 into a float.
     result = SCHEMA.validate_records([{**GOOD, "ride_id": 2**53 + 1}, {**GOOD, "ride_id": None}])
     assert result.valid["ride_id"].tolist() == [str(2**53 + 1), None]
+
+
+@pytest.mark.parametrize("field", ["country", "tier"])
+def test_a_signalling_decimal_nan_in_a_string_field_is_a_null_on_both_paths(field):
+    # Given string fields (one required, one optional) and a Decimal sNaN, which pandas' isna raises on
+    from decimal import Decimal
+
+    from scoring.model.schema import FieldSpec
+
+    schema = InputSchema(fields=(FieldSpec("country", "string"), FieldSpec("tier", "string", required=False)))
+    record = {"country": "DE", "tier": "gold", field: Decimal("sNaN")}
+    # When the columnar validator and the small path check it
+    result = schema.validate_records([record])
+    _, _, reason = schema.check_record(record)
+    # Then both call it null, as they do a quiet NaN: refused when required, accepted as None when optional
+    expected = "field 'country': is null" if field == "country" else None
+    assert result.rejected.to_dict() == ({0: expected} if expected else {})
+    assert reason == expected
