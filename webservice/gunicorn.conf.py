@@ -1,8 +1,9 @@
 """gunicorn settings for the prediction service: `gunicorn -c webservice/gunicorn.conf.py webservice.wsgi:app`.
 
 Every value can be overridden from the environment (GUNICORN_* or PORT), so the same file serves
-`make serve`, the Dockerfile, the tests and bench/online.sh. Nothing from the webservice package is
-imported here: prometheus_client must not be imported before PROMETHEUS_MULTIPROC_DIR is set below.
+`WEB_SERVER=gunicorn python -m webservice.serve`, the tests and bench/online.sh. Only the launcher's
+module is imported from the webservice package: prometheus_client must not be imported before
+PROMETHEUS_MULTIPROC_DIR is set below.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+
+# The launcher's module holds the one rule for the worker count; it imports nothing of the app (nor
+# prometheus_client), so reading it here keeps the metrics directory's order below.
+from webservice.serve import usable_cores
 
 
 def env_int(name: str, default: int) -> int:
@@ -21,19 +26,6 @@ def env_int(name: str, default: int) -> int:
 def env_text(name: str, default: str) -> str:
     """A string from the environment; unset or empty keeps the default."""
     return os.environ.get(name, "").strip() or default
-
-
-def usable_cores() -> int:
-    """CPUs this process may use: its affinity mask, lowered to a container's cgroup v2 CPU quota if one is set."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        with open("/sys/fs/cgroup/cpu.max") as limits:
-            quota, period = limits.read().split()
-        if quota != "max":
-            cores = min(cores, max(1, round(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass  # no cgroup v2 quota here: the affinity mask is the limit
-    return cores
 
 
 # Workers: scoring is CPU work under the GIL, so one process per usable core; more processes only take
