@@ -20,10 +20,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from scoring.cli import main
-from scoring.model.bundle import Manifest, load_bundle
-from scoring.model.predict import Predictor
-from scoring.model.trust import BundleTrust
 from tests.conftest import predict_valid
 from tests.support.mlflow_models import (
     RIDE_DERIVE,
@@ -39,6 +35,7 @@ from tests.support.mlflow_models import (
     save_local,
     tracking_store,
 )
+from tests.support.model_import import import_bundle, import_fails
 
 
 @pytest.fixture(scope="module")
@@ -56,26 +53,11 @@ def cloudpickled_run(store: TrackingStore) -> str:
     return log_sklearn(store, ride_pipeline(), serialization="cloudpickle")[0]
 
 
-def _import(*args: str, dest: Path) -> tuple[Predictor, Manifest]:
-    """Import through the CLI; the bundle's predictor and manifest."""
-    assert main(["model", "import", *args, "--dest", str(dest)]) == 0
-    bundle = load_bundle(str(dest), BundleTrust.of_bundle(str(dest)))
-    return Predictor(bundle), bundle.manifest
-
-
-def _fails(capsys, *args: str) -> str:
-    """Run an import that must fail; its one-line message."""
-    assert main(["model", "import", *args]) == 1
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err
-    return err
-
-
 @pytest.mark.parametrize("uri", ["models:/rides@champion", "models:/rides/1"])
 def test_the_course_model_imported_from_the_registry_scores_as_pyfunc_does(store, tmp_path, uri):
     # Given the course's Pipeline registered as 'rides' v1 (skops), alias champion
     # When it is imported by alias or version with PU_DO derived from the two location ids
-    predictor, manifest = _import(uri, "--derive", RIDE_DERIVE, dest=tmp_path / "bundle")
+    predictor, manifest = import_bundle(uri, "--derive", RIDE_DERIVE, dest=tmp_path / "bundle")
     # Then the bundle names itself from the registry and records where it came from
     assert (manifest.name, manifest.version) == ("rides", "1")
     assert manifest.source["uri"] == uri
@@ -100,9 +82,9 @@ def test_the_course_model_imported_from_the_registry_scores_as_pyfunc_does(store
 def test_a_cloudpickled_run_imports_by_runs_uri_once_named(store, cloudpickled_run, tmp_path, capsys):
     # Given the course's model logged as cloudpickle in a run (not registered)
     # When it is imported without a name, it is refused in one line asking for one
-    assert "--name and --version required" in _fails(capsys, cloudpickled_run, "--derive", RIDE_DERIVE)
+    assert "--name and --version required" in import_fails(capsys, cloudpickled_run, "--derive", RIDE_DERIVE)
     # When it is named
-    predictor, manifest = _import(
+    predictor, manifest = import_bundle(
         cloudpickled_run, "--derive", RIDE_DERIVE, "--name", "rides", "--version", "9", dest=tmp_path
     )
     # Then it is a pickle bundle that records its run, and scores as pyfunc does
@@ -118,7 +100,7 @@ def test_a_cloudpickled_run_imports_by_runs_uri_once_named(store, cloudpickled_r
 def test_format_skops_converts_a_cloudpickle_with_exactly_the_types_it_needs(store, cloudpickled_run, tmp_path):
     # Given the cloudpickled course model, When imported with --format skops
     args = (cloudpickled_run, "--derive", RIDE_DERIVE, "--name", "r", "--version", "1", "--format", "skops")
-    predictor, manifest = _import(*args, dest=tmp_path)
+    predictor, manifest = import_bundle(*args, dest=tmp_path)
     # Then the bundle is skops, trusting only the random forest's tree type, and predicts the same
     assert (manifest.serialization, list(manifest.skops_trusted_types)) == ("skops", TREE_TYPES)
     rides = ride_records(50, seed=8)
@@ -131,7 +113,7 @@ def test_a_local_mlflow_model_folder_imports(tmp_path, serialization):
     # Given an MLflow model folder saved without any tracking store (today: IsADirectoryError)
     folder = save_local(tmp_path / "model", ride_pipeline(), serialization)
     # When it is imported
-    predictor, manifest = _import(
+    predictor, manifest = import_bundle(
         str(folder), "--derive", RIDE_DERIVE, "--name", "r", "--version", "1", dest=tmp_path / "b"
     )
     # Then it scores as the folder's pyfunc model does
@@ -144,7 +126,7 @@ def test_a_registered_fraud_classifier_imports_with_no_features_and_returns_frau
     # Given a binary classifier on amount, merchant and country, registered as 'fraud'
     log_sklearn(store, fraud_pipeline(), serialization="skops", registered_name="fraud")
     # When it is imported with nothing but its URI
-    predictor, manifest = _import("models:/fraud/1", dest=tmp_path)
+    predictor, manifest = import_bundle("models:/fraud/1", dest=tmp_path)
     # Then the declaration is inferred and it is a binary model returning P(fraud)
     assert {spec.name: spec.type for spec in manifest.inputs} == {
         "amount": "number",
@@ -169,7 +151,7 @@ def test_a_frame_pipeline_is_typed_from_its_mlflow_signature(store, tmp_path):
     ).fit(payments, fraud_labels(fraud_records()))
     run_uri, _ = log_sklearn(store, model, serialization="pickle", signature=infer_signature(payments))
     # When it is imported with no --features and no --sample
-    predictor, manifest = _import(run_uri, "--name", "fraud-frame", "--version", "1", dest=tmp_path)
+    predictor, manifest = import_bundle(run_uri, "--name", "fraud-frame", "--version", "1", dest=tmp_path)
     # Then its inputs are typed by the signature and it is fed a frame of exactly its columns
     assert [(spec.name, spec.type) for spec in manifest.inputs] == [
         ("amount", "number"),
@@ -206,7 +188,7 @@ def test_a_hostile_or_foreign_mlmodel_is_refused_in_one_line(tmp_path, capsys, f
     folder = _mlmodel_folder(tmp_path / "m", flavors)
     (tmp_path / "x").write_bytes(b"not read")
     # When it is imported, Then it is refused naming the problem
-    assert message in _fails(capsys, str(folder), "--name", "m", "--version", "1", "--dest", str(tmp_path / "b"))
+    assert message in import_fails(capsys, str(folder), "--name", "m", "--version", "1", "--dest", str(tmp_path / "b"))
     assert not (tmp_path / "b").exists()
 
 
@@ -216,7 +198,7 @@ def test_a_skops_model_needing_a_type_its_mlmodel_does_not_trust_is_refused(tmp_
     mlmodel = (folder / "MLmodel").read_text()
     (folder / "MLmodel").write_text(mlmodel.replace("- sklearn.tree._tree.Tree", "- sklearn.linear_model.Ridge"))
     # When it is imported, Then loading is refused, naming the untrusted type (never "trust everything")
-    err = _fails(capsys, str(folder), "--derive", RIDE_DERIVE, "--name", "m", "--version", "1")
+    err = import_fails(capsys, str(folder), "--derive", RIDE_DERIVE, "--name", "m", "--version", "1")
     assert "sklearn.tree._tree.Tree" in err
 
 
@@ -230,11 +212,11 @@ def test_a_skops_model_needing_a_type_its_mlmodel_does_not_trust_is_refused(tmp_
     ],
 )
 def test_a_model_the_tracking_store_does_not_have_is_refused_in_one_line(store, capsys, uri, message):
-    assert message in _fails(capsys, uri, "--derive", RIDE_DERIVE, "--name", "m", "--version", "1")
+    assert message in import_fails(capsys, uri, "--derive", RIDE_DERIVE, "--name", "m", "--version", "1")
 
 
 def test_derive_naming_an_input_the_preset_does_not_declare_is_refused(store, capsys):
-    err = _fails(
+    err = import_fails(
         capsys, "models:/rides@champion", "--features", "ride_pu_do", "--derive", 'PU_DO=PULocationID+"_"+Nope'
     )
     assert "--derive PU_DO reads ['Nope'], which preset 'ride_pu_do' does not declare" in err

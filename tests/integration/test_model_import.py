@@ -15,13 +15,12 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from scoring.cli import main
 from scoring.model.artifacts import skops_types_of
-from scoring.model.bundle import Manifest, load_bundle
-from scoring.model.predict import Predictor
+from scoring.model.bundle import load_bundle
 from scoring.model.trust import BundleTrust
 from tests.conftest import predict_valid
 from tests.support.mlflow_models import fraud_labels, fraud_pipeline, fraud_records, ride_pipeline, ride_records
+from tests.support.model_import import import_bundle, import_fails
 
 
 def _pickled(tmp_path: Path, model: object) -> str:
@@ -30,26 +29,13 @@ def _pickled(tmp_path: Path, model: object) -> str:
     return str(path)
 
 
-def _import(*args: str, dest: Path) -> tuple[Predictor, Manifest]:
-    """Import through the CLI; the bundle's predictor and manifest."""
-    assert main(["model", "import", *args, "--dest", str(dest)]) == 0
-    bundle = load_bundle(str(dest), BundleTrust.of_bundle(str(dest)))
-    return Predictor(bundle), bundle.manifest
-
-
-def _fails(capsys, *args: str) -> str:
-    """Run an import that must fail; its one-line message."""
-    assert main(["model", "import", *args]) == 1
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err
-    return err
-
-
 def test_a_fraud_classifier_pickle_imports_with_no_features_and_returns_the_fraud_probability(tmp_path):
     # Given a pickled DictVectorizer + LogisticRegression on amount, merchant and country
     model = fraud_pipeline()
     # When imported with only a name and version
-    predictor, manifest = _import(_pickled(tmp_path, model), "--name", "fraud", "--version", "3", dest=tmp_path / "b")
+    predictor, manifest = import_bundle(
+        _pickled(tmp_path, model), "--name", "fraud", "--version", "3", dest=tmp_path / "b"
+    )
     # Then it is a binary model whose prediction is P(class 1), named 'probability'
     assert (manifest.task, list(manifest.classes), manifest.positive_class) == ("binary", [0, 1], 1)
     assert (manifest.returns, manifest.output) == ("probability", "probability")
@@ -65,11 +51,15 @@ def test_a_binary_classifier_can_return_the_other_class_probability_or_the_label
     source = _pickled(tmp_path, model)
     payments = fraud_records(60, seed=9)
     # When the positive class is 0, Then the prediction is P(0)
-    predictor, manifest = _import(source, "--name", "f", "--version", "1", "--positive-class", "0", dest=tmp_path / "a")
+    predictor, manifest = import_bundle(
+        source, "--name", "f", "--version", "1", "--positive-class", "0", dest=tmp_path / "a"
+    )
     assert manifest.positive_class == 0
     np.testing.assert_array_equal(predict_valid(predictor, payments), model.predict_proba(payments)[:, 0])
     # When the label is asked for, Then each prediction stands for the class the model predicts
-    predictor, manifest = _import(source, "--name", "f", "--version", "1", "--returns", "label", dest=tmp_path / "b")
+    predictor, manifest = import_bundle(
+        source, "--name", "f", "--version", "1", "--returns", "label", dest=tmp_path / "b"
+    )
     assert (manifest.returns, manifest.output) == ("label", "label")
     labels = [predictor.label_of(value) for value in predict_valid(predictor, payments)]
     assert labels == model.predict(payments).tolist()
@@ -83,11 +73,11 @@ def test_a_multiclass_classifier_returns_its_label_or_its_probabilities(tmp_path
     source = _pickled(tmp_path, model)
     sample = fraud_records(50, seed=13)
     # When imported by default, Then it returns the label
-    predictor, manifest = _import(source, "--name", "risk", "--version", "1", dest=tmp_path / "a")
+    predictor, manifest = import_bundle(source, "--name", "risk", "--version", "1", dest=tmp_path / "a")
     assert (manifest.task, manifest.returns, list(manifest.classes)) == ("multiclass", "label", ["high", "low", "mid"])
     assert [predictor.label_of(v) for v in predict_valid(predictor, sample)] == model.predict(sample).tolist()
     # When probabilities are asked for, Then they are predict_proba's, per class
-    predictor, manifest = _import(
+    predictor, manifest = import_bundle(
         source, "--name", "risk", "--version", "1", "--returns", "probabilities", dest=tmp_path / "b"
     )
     valid = predictor.schema.validate_records(sample).valid
@@ -104,14 +94,14 @@ def test_a_multiclass_classifier_returns_its_label_or_its_probabilities(tmp_path
 )
 def test_classifier_options_on_a_regressor_are_refused(tmp_path, capsys, args, message):
     source = _pickled(tmp_path, ride_pipeline())
-    err = _fails(
+    err = import_fails(
         capsys, source, "--name", "r", "--version", "1", "--derive", 'PU_DO=PULocationID+"_"+DOLocationID', *args
     )
     assert message in err
 
 
 def test_a_positive_class_the_model_does_not_have_is_refused(tmp_path, capsys):
-    err = _fails(
+    err = import_fails(
         capsys, _pickled(tmp_path, fraud_pipeline()), "--name", "f", "--version", "1", "--positive-class", "yes"
     )
     assert "--positive-class must be one of the model's classes [0, 1]" in err
@@ -123,7 +113,7 @@ def test_format_skops_converts_a_pickle_trusting_what_skops_reports(tmp_path):
     source = _pickled(tmp_path, model)
     derive = 'PU_DO=PULocationID+"_"+DOLocationID'
     # When imported as skops
-    predictor, manifest = _import(
+    predictor, manifest = import_bundle(
         source, "--name", "r", "--version", "1", "--derive", derive, "--format", "skops", dest=tmp_path / "b"
     )
     # Then the bundle holds skops bytes trusting exactly what skops reports for them, and predicts the same
@@ -141,7 +131,7 @@ def test_a_preset_is_cut_to_the_inputs_the_model_reads(tmp_path):
     dv = DictVectorizer().fit(rows)
     model = LinearRegression().fit(dv.transform(rows), [float(i) for i in range(len(rows))])
     # When imported with the ride_categorical preset (which also produces trip_distance)
-    predictor, manifest = _import(
+    predictor, manifest = import_bundle(
         _pickled(tmp_path, (dv, model)),
         "--name",
         "m",
@@ -167,7 +157,7 @@ def test_a_pickle_this_scikit_learn_cannot_load_names_the_version_it_needs(tmp_p
     assert b"sklearn.linear_model._base" in data
     (tmp_path / "old.bin").write_bytes(data.replace(b"sklearn.linear_model._base", b"sklearn.linear_model._gone"))
     # When imported, Then one line names the version that wrote it
-    err = _fails(capsys, str(tmp_path / "old.bin"), "--name", "m", "--version", "1", "--features", "ride_pu_do")
+    err = import_fails(capsys, str(tmp_path / "old.bin"), "--name", "m", "--version", "1", "--features", "ride_pu_do")
     assert "pickled by scikit-learn 1.0.2" in err
 
 
@@ -189,12 +179,12 @@ def test_a_pickle_this_scikit_learn_cannot_load_names_the_version_it_needs(tmp_p
 )
 def test_a_bad_source_or_option_is_refused_in_one_line(tmp_path, capsys, make, args, message):
     make(tmp_path / "source")
-    assert message in _fails(capsys, str(tmp_path / "source"), *args, "--dest", str(tmp_path / "b"))
+    assert message in import_fails(capsys, str(tmp_path / "source"), *args, "--dest", str(tmp_path / "b"))
     assert not (tmp_path / "b").exists()
 
 
 def test_a_preset_the_model_was_not_trained_with_names_the_features_it_misses(tmp_path, capsys):
-    err = _fails(
+    err = import_fails(
         capsys, _pickled(tmp_path, fraud_pipeline()), "--name", "f", "--version", "1", "--features", "ride_pu_do"
     )
     assert "expects features ['amount', 'country', 'merchant'] that recipe 'ride_pu_do' never produces" in err
@@ -227,7 +217,7 @@ def test_import_with_a_reference_sample_profiles_its_inputs_and_the_models_predi
     pd.DataFrame(payments).to_parquet(sample)
     # When imported with --reference
     dest = tmp_path / "b"
-    _, manifest = _import(
+    _, manifest = import_bundle(
         _pickled(tmp_path, model), "--name", "fraud", "--version", "1", "--reference", str(sample), dest=dest
     )
     # Then the manifest names the profile, and the loaded bundle carries it
