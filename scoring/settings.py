@@ -64,6 +64,9 @@ class Settings:
     # When set (a PostgreSQL URL), the web service and the stream log what they score to its prediction_log table
     # (scoring.monitoring.prediction_log), which the hourly traffic DAG turns into traffic_metrics.
     prediction_log_url: str | None = None
+    # The fraction of /predict requests whose records the web service logs (1: all). Drift statistics need a
+    # sample, not every record, and a busy service pays for every logged record on its own cores.
+    prediction_log_sample: float = 1.0
     # Staged shards older than this many hours are swept (scoring staging sweep, the DAGs' cleanup task).
     staging_max_age_hours: float = 24.0
     # Where prometheus_client keeps each gunicorn worker's samples (gunicorn.conf.py sets it before the app is
@@ -100,6 +103,10 @@ class Settings:
     def _checked(self) -> Settings:
         if not 0.0 <= self.reject_threshold <= 1.0:
             raise ConfigError(f"SCORING_REJECT_THRESHOLD must be between 0 and 1, got {self.reject_threshold}")
+        if not 0.0 < self.prediction_log_sample <= 1.0:
+            raise ConfigError(
+                f"SCORING_PREDICTION_LOG_SAMPLE must be above 0 and at most 1, got {self.prediction_log_sample}"
+            )
         if self.chunk_rows < 1:
             raise ConfigError(f"SCORING_CHUNK_ROWS must be positive, got {self.chunk_rows}")
         if self.shard_rows < 1:

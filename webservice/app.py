@@ -48,4 +48,6 @@ def prediction_log_of(settings: Settings, model: LoadedModel | None, metrics: Me
     if not settings.prediction_log_url or model is None:
         return None
     inputs = [spec.name for spec in model.manifest.inputs]
-    return OnlinePredictionLog.from_url(settings.prediction_log_url, inputs, metrics.prediction_log_dropped)
+    return OnlinePredictionLog.from_url(
+        settings.prediction_log_url, inputs, metrics.prediction_log_dropped, settings.prediction_log_sample
+    )

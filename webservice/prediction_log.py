@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,8 +30,9 @@ LogFactory = Callable[[], PredictionLog]
 class OnlinePredictionLog:
     """This process's prediction log, made on first use, with its losses mirrored into a Prometheus counter."""
 
-    def __init__(self, make_log: LogFactory, dropped: Counter):
+    def __init__(self, make_log: LogFactory, dropped: Counter, sample: float = 1.0):
         self._make_log = make_log
+        self._sample = sample
         self._dropped = dropped
         self._log: PredictionLog | None = None
         self._pid = 0
@@ -38,12 +40,15 @@ class OnlinePredictionLog:
         self._seen = {"queue_full": 0, "database": 0}
 
     @classmethod
-    def from_url(cls, url: str, inputs: Sequence[str], dropped: Counter) -> OnlinePredictionLog:
-        """A log writing the given input fields of each record to the prediction_log table at `url`."""
-        return cls(lambda: PredictionLog.from_url(url, "online", fields=list(inputs)), dropped)
+    def from_url(cls, url: str, inputs: Sequence[str], dropped: Counter, sample: float = 1.0) -> OnlinePredictionLog:
+        """A log writing the given input fields of each record to the prediction_log table at `url`, for a
+        `sample` fraction of the requests (whole requests, chosen at random: an unbiased sample of traffic)."""
+        return cls(lambda: PredictionLog.from_url(url, "online", fields=list(inputs)), dropped, sample)
 
     def record(self, outcomes: Sequence[RecordOutcome], records: Sequence[Any], name: str, version: str) -> None:
-        """Queue the request's scored records; never blocks on the database."""
+        """Queue the request's scored records (if the request is in the sample); never blocks on the database."""
+        if self._sample < 1.0 and random.random() >= self._sample:
+            return
         log = self._current()
         log.record(outcomes, records, name, version)
         self._count_losses(log)

@@ -66,3 +66,29 @@ def test_without_a_log_url_nothing_is_logged(client):
 def current_service_of(client):
     with client.application.app_context():
         return current_service()
+
+
+@pytest.mark.postgres
+def test_a_sampled_log_keeps_whole_requests_in_about_the_sampled_share(make_app, pg_engine, pg_schema_url):
+    # Given the service logging a tenth of its requests
+    app = make_app(prediction_log_url=pg_schema_url, prediction_log_sample=0.1)
+    client = app.test_client()
+    # When 400 requests of three rides are scored
+    for _ in range(400):
+        assert client.post("/predict", json={"records": RIDES}).status_code == 200
+    with app.app_context():
+        current_service().prediction_log._current().flush()
+    # Then whole requests were logged (each logged request's three rides together), about a tenth of them
+    with pg_engine.connect() as connection:
+        ids = [row.record_id for row in connection.execute(sa.text("SELECT record_id FROM prediction_log"))]
+    assert ids.count("100") == ids.count("101") == ids.count("102")
+    assert 10 <= ids.count("100") <= 80  # 40 expected; outside these bounds once in about 10**9 runs
+
+
+@pytest.mark.parametrize("sample", [0.0, -0.5, 1.5, float("nan")])
+def test_a_sample_outside_0_to_1_is_refused_by_name(sample):
+    from scoring.errors import ConfigError
+    from scoring.settings import Settings
+
+    with pytest.raises(ConfigError, match="SCORING_PREDICTION_LOG_SAMPLE"):
+        Settings.from_env({"SCORING_PREDICTION_LOG_SAMPLE": str(sample)})
