@@ -57,6 +57,29 @@ def load_artifact(
     raise ModelLoadError(f"{where}: unknown serialization {serialization!r}")
 
 
+# Modules whose functions run commands, code or imports: a skops file naming one of them is an attack, not a
+# model, whatever its manifest (or an MLflow MLmodel's skops_trusted_types) says to trust. A denylist, not an
+# allowlist, so that a model with the team's own transformer classes still loads.
+CODE_RUNNING_MODULES = frozenset(
+    {
+        "os", "posix", "nt", "subprocess", "sys", "shutil", "importlib", "runpy", "code", "codeop", "pty",
+        "socket", "ctypes", "pickle", "_pickle", "marshal", "shelve", "dill", "cloudpickle", "joblib",
+        "multiprocessing", "threading", "signal", "webbrowser", "pdb", "timeit", "platform",
+    }
+)  # fmt: skip
+# Of the builtins, skops may need containers and scalars; eval, exec, getattr, open and the like never.
+SAFE_BUILTINS = frozenset(
+    {"builtins." + name for name in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex",
+                                     "str", "bytes", "bytearray", "bool", "slice", "range", "type", "object")}
+)  # fmt: skip
+
+
+def _runs_code(type_name: str) -> bool:
+    """Whether a type name a skops file asks for lies in a module that runs code (or is a builtin function)."""
+    root = type_name.split(".", 1)[0]
+    return root in CODE_RUNNING_MODULES or (root == "builtins" and type_name not in SAFE_BUILTINS)
+
+
 def _load_skops(data: bytes, trusted_types: Sequence[str], where: str) -> Any:
     import skops.io
 
@@ -64,6 +87,9 @@ def _load_skops(data: bytes, trusted_types: Sequence[str], where: str) -> Any:
         needed = skops.io.get_untrusted_types(data=data)
     except Exception as exc:
         raise ModelLoadError(f"{where} is not a readable skops artifact: {type(exc).__name__}") from None
+    dangerous = sorted(name for name in set(needed) if _runs_code(name))
+    if dangerous:
+        raise ModelLoadError(f"{where} asks for types that run code: {', '.join(dangerous)}; refusing to load it")
     untrusted = sorted(set(needed) - set(trusted_types))
     if untrusted:
         raise ModelLoadError(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import operator
+import os
 import pickle
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
 import sklearn
+import skops.io
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.pipeline import make_pipeline
@@ -79,6 +83,17 @@ def test_skops_type_the_manifest_does_not_trust_is_refused_by_name(tmp_path):
     # When it is loaded, Then it is refused, naming the type, and nothing is trusted wholesale
     with pytest.raises(ModelLoadError, match=f"does not trust: {left_out}; refusing to load it"):
         load_bundle(str(tmp_path / "b"), BundleTrust.of_bundle(str(tmp_path / "b")))
+
+
+@pytest.mark.parametrize("function", [os.system, builtins.eval, builtins.getattr, subprocess.call])
+def test_a_skops_file_asking_for_a_code_running_type_is_refused_even_when_its_manifest_trusts_it(function):
+    # Given a skops file that smuggles a function which runs code, and a manifest (or an MLflow MLmodel's
+    # skops_trusted_types) that lists it as trusted
+    data = skops.io.dumps({"model": function})
+    asked = skops.io.get_untrusted_types(data=data)
+    # When it is loaded, Then it is refused by the type's name, before skops builds anything
+    with pytest.raises(ModelLoadError, match=f"asks for types that run code: {asked[0]}; refusing to load it"):
+        load_artifact(data, "skops", tuple(asked), "model.skops", "unknown")
 
 
 def test_a_skops_file_that_is_not_one_is_refused_in_one_line():
