@@ -4,7 +4,9 @@
 
 Trains the demo bundle, profiles 50,000 training-like rides as its reference, then feeds the rows in
 chunks (as the batch engine reads them) to the validator and Predictor, and to a PartitionAccumulator.
-Prints seconds per 1M rows of each (best of --repeat) and their ratio; the target is at most 10%.
+Prints seconds per 1M rows of each (best of --repeat) and their ratio. That baseline is stricter than the
+issue's budget (at most 10% of the engine's END-TO-END time: reading, staging and publishing included),
+which bench/batch.py measures with the accumulator on and off in one run.
 """
 
 from __future__ import annotations
@@ -82,7 +84,10 @@ def main() -> int:
     print(f"rows {args.rows:,} in chunks of {args.chunk:,}; inputs monitored: {', '.join(KINDS)} and {output}")
     print(f"engine (validate + predict): {engine_seconds * per_million:.3f} s per 1M rows")
     print(f"monitoring accumulator:      {monitor_seconds * per_million:.3f} s per 1M rows")
-    print(f"ratio: {ratio:.1%} of the engine's time (target <= {TARGET:.0%})")
+    print(
+        f"ratio: {ratio:.1%} of validate + predict alone (the {TARGET:.0%} budget is of the engine end to end: "
+        "bench/batch.py)"
+    )
     drifted = [row.feature for row in monitor().metrics() if row.drifted]
     print(f"drifted features on these clean rows: {drifted or 'none'}")
     return 0 if ratio <= TARGET else 1
