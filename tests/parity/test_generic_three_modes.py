@@ -1,7 +1,7 @@
 """A fraud classifier, not a ride model, through all three modes: every answer is predict_proba[:, 1].
 
 batch  : Parquet partition (no id column) -> batch engine -> PostgreSQL predictions table, ids from file and row
-online : POST /predict to webservice/ under real gunicorn, over HTTP
+online : POST /predict to webservice/ as shipped (python -m webservice.serve: Granian), over HTTP
 stream : Kinesis (moto server, HTTP) -> `scoring stream run` -> lambda_function.py -> output stream
 reference: the pickle itself, `dv.transform(dicts)` + `model.predict_proba`, no project code involved
 """
@@ -20,7 +20,7 @@ from scoring.cli import main
 from scoring.demo.synthetic import write_partition
 from scoring.model.predict import Predictor
 from tests.integration.batch_helpers import run, stored
-from tests.support.gunicorn import running_gunicorn
+from tests.support.gunicorn import running_service
 from tests.support.lambda_handler import HANDLER_PATH
 from tests.webservice.generic_bundles import GenericModel, build_fraud_bundle, fraud_transactions
 
@@ -59,7 +59,7 @@ def batch_mode(model: GenericModel, transactions: dict[str, dict], pg_engine, tm
 
 def online_mode(model: GenericModel, transactions: dict[str, dict], tmp_path) -> dict[str, float]:
     # The bundle has no id field, so answers come back in request order and are matched by position.
-    with running_gunicorn(tmp_path / "gunicorn.log", SCORING_MODEL_URI=str(model.directory)) as url:
+    with running_service(tmp_path / "serve.log", SCORING_MODEL_URI=str(model.directory)) as (url, _):
         response = requests.post(f"{url}/predict", json={"records": list(transactions.values())}, timeout=30)
     assert response.status_code == 200, response.text
     answers = [p["fraud_probability"] for p in response.json()["predictions"]]

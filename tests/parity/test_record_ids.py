@@ -18,7 +18,7 @@ from scoring.cli import main
 from scoring.demo.synthetic import write_partition
 from scoring.model.record_ids import canonical_id
 from tests.integration.batch_helpers import run, stored
-from tests.support.gunicorn import running_gunicorn
+from tests.support.gunicorn import running_service
 from tests.support.lambda_handler import HANDLER_PATH
 
 pytestmark = [pytest.mark.postgres, pytest.mark.aws]
@@ -43,7 +43,7 @@ def batch_mode(predictor, pg_engine, tmp_path) -> list[tuple[str, float]]:
 
 def online_mode(demo_bundle_dir, tmp_path) -> list[tuple[object, float]]:
     records = [{"ride_id": ride_id, **RIDE} for ride_id in SENT_IDS]
-    with running_gunicorn(tmp_path / "gunicorn.log", SCORING_MODEL_URI=str(demo_bundle_dir)) as url:
+    with running_service(tmp_path / "serve.log", SCORING_MODEL_URI=str(demo_bundle_dir)) as (url, _):
         response = requests.post(f"{url}/predict", json={"records": records}, timeout=30)
     assert response.status_code == 200, response.text
     return [(p["ride_id"], p["duration"]) for p in response.json()["predictions"]]

@@ -1,7 +1,7 @@
 """One golden set of rides through all three deployment modes: every mode must give the same numbers.
 
 batch  : Parquet partition -> batch engine -> PostgreSQL predictions table
-online : POST /predict to webservice/ under real gunicorn, over HTTP
+online : POST /predict to webservice/ as shipped (python -m webservice.serve: Granian), over HTTP
 stream : Kinesis (moto server, HTTP) -> `scoring stream run` -> lambda_function.py -> output stream
 reference: the pickle itself, `dv.transform(dicts)` + `model.predict`, as the classic tutorial does
 """
@@ -21,7 +21,7 @@ from scoring.cli import main
 from scoring.demo.synthetic import write_partition
 from tests.conftest import make_rides
 from tests.integration.batch_helpers import run, stored
-from tests.support.gunicorn import running_gunicorn
+from tests.support.gunicorn import running_service
 from tests.support.lambda_handler import HANDLER_PATH
 
 pytestmark = [pytest.mark.postgres, pytest.mark.aws]
@@ -77,7 +77,7 @@ def online_mode(golden, demo_bundle_dir, tmp_path) -> dict[str, float]:
         }
         for r in golden.itertuples()
     ]
-    with running_gunicorn(tmp_path / "gunicorn.log", SCORING_MODEL_URI=str(demo_bundle_dir)) as url:
+    with running_service(tmp_path / "serve.log", SCORING_MODEL_URI=str(demo_bundle_dir)) as (url, _):
         response = requests.post(f"{url}/predict", json={"records": records}, timeout=30)
     assert response.status_code == 200, response.text
     return {str(p["ride_id"]): p["duration"] for p in response.json()["predictions"]}

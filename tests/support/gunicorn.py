@@ -1,4 +1,5 @@
-"""A real gunicorn serving webservice/ with its shipped configuration, on a free port, always stopped."""
+"""The real web service on a free port, always stopped: as shipped (python -m webservice.serve, Granian), or
+under gunicorn with its configuration."""
 
 from __future__ import annotations
 
@@ -70,6 +71,38 @@ def running_gunicorn(log_path: Path, **settings: str) -> Iterator[str]:
     finally:
         stop(process)
     assert process.returncode == 0, log_path.read_text()
+
+
+@contextmanager
+def running_service(log_path: Path, *args: str, **settings: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`python -m webservice.serve` on a free port with these settings; yields its URL and process once ready."""
+    port = free_port()
+    inherited = {name: value for name, value in clean_environment().items() if not name.startswith("WEB_")}
+    env = {**inherited, "PORT": str(port), "WEB_ACCESS_LOG": "off", **settings}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "webservice.serve", *args],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"the server exited early:\n{log_path.read_text()}"
+            try:
+                if requests.get(f"{url}/ready", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, f"the server never became ready:\n{log_path.read_text()}"
+            time.sleep(0.2)
+        yield url, process
+    finally:
+        stop(process)
 
 
 @contextmanager

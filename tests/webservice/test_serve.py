@@ -6,17 +6,15 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
 from tests.conftest import predict_valid
-from tests.support.gunicorn import REPO, answered_probes, clean_environment, free_port, slow_header_clients, stop
+from tests.support.gunicorn import answered_probes, running_service, slow_header_clients
 from tests.webservice.conftest import TUTORIAL_RIDE
 from tests.webservice.test_gunicorn import predictions_counted, raw_exchange
 from webservice.serve import ServeSettings, gunicorn_environment
@@ -25,38 +23,6 @@ KEY = "serve-test-key"
 WORKERS = 2
 SLOW_CLIENTS = 40
 PROBES = 10
-
-
-@contextmanager
-def running_service(log_path: Path, *args: str, **settings: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`python -m webservice.serve` on a free port with these settings; yields its URL and process once ready."""
-    port = free_port()
-    inherited = {name: value for name, value in clean_environment().items() if not name.startswith("WEB_")}
-    env = {**inherited, "PORT": str(port), "WEB_ACCESS_LOG": "off", **settings}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "webservice.serve", *args],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"the server exited early:\n{log_path.read_text()}"
-            try:
-                if requests.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, f"the server never became ready:\n{log_path.read_text()}"
-            time.sleep(0.2)
-        yield url, process
-    finally:
-        stop(process)
 
 
 @pytest.fixture(scope="module")
