@@ -51,25 +51,8 @@ def running_gunicorn(log_path: Path, **settings: str) -> Iterator[str]:
     port = free_port()
     env = clean_environment(GUNICORN_BIND=f"127.0.0.1:{port}", **settings)
     command = [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), "webservice.wsgi:app"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"gunicorn exited early:\n{log_path.read_text()}"
-            try:
-                if requests.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, f"gunicorn never became ready:\n{log_path.read_text()}"
-            time.sleep(0.2)
+    with _running(command, env, port, log_path) as (url, process):
         yield url
-    finally:
-        stop(process)
     assert process.returncode == 0, log_path.read_text()
 
 
@@ -79,14 +62,18 @@ def running_service(log_path: Path, *args: str, **settings: str) -> Iterator[tup
     port = free_port()
     inherited = {name: value for name, value in clean_environment().items() if not name.startswith("WEB_")}
     env = {**inherited, "PORT": str(port), "WEB_ACCESS_LOG": "off", **settings}
+    with _running([sys.executable, "-m", "webservice.serve", *args], env, port, log_path) as running:
+        yield running
+
+
+@contextmanager
+def _running(
+    command: list[str], env: dict[str, str], port: int, log_path: Path
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start `command` (a server on `port`), wait for its /ready, yield its URL and process; always stopped."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "webservice.serve", *args],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     url = f"http://127.0.0.1:{port}"
     try:
