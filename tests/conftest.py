@@ -20,6 +20,7 @@ from scoring.model.bundle import ModelBundle, load_bundle
 from scoring.model.predict import Predictor
 from scoring.model.trust import BundleTrust
 from scoring.settings import normalize_database_url
+from tests.webservice.generic_bundles import GenericModel, build_fraud_bundle, build_risk_bundle, import_fraud_bundle
 
 # Shared by every folder: AWS on a moto server, and the Lambda handler as a cold container loads it.
 pytest_plugins = ["tests.support.aws", "tests.support.lambda_handler"]
@@ -36,6 +37,24 @@ def demo_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_bundle(demo_bundle_dir: Path) -> ModelBundle:
     return load_bundle(str(demo_bundle_dir), BundleTrust.of_bundle(str(demo_bundle_dir)))
+
+
+@pytest.fixture(scope="session")
+def fraud_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
+    """A binary fraud classifier on amount, merchant and country, with no id field: it knows nothing of rides."""
+    return build_fraud_bundle(tmp_path_factory.mktemp("fraud") / "fraud" / "3")
+
+
+@pytest.fixture(scope="session")
+def risk_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
+    """A multiclass risk model returning per-class probabilities, its records named by case_id."""
+    return build_risk_bundle(tmp_path_factory.mktemp("risk") / "risk" / "7")
+
+
+@pytest.fixture(scope="session")
+def imported_fraud_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
+    """The fraud classifier imported from its pickle with no --features: every name in its manifest was inferred."""
+    return import_fraud_bundle(tmp_path_factory.mktemp("imported"))
 
 
 @pytest.fixture(scope="session")

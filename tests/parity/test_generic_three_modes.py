@@ -22,14 +22,9 @@ from scoring.model.predict import Predictor
 from tests.integration.batch_helpers import run, stored
 from tests.support.gunicorn import running_service
 from tests.support.lambda_handler import HANDLER_PATH
-from tests.webservice.generic_bundles import GenericModel, build_fraud_bundle, fraud_transactions
+from tests.webservice.generic_bundles import GenericModel, fraud_transactions
 
 pytestmark = [pytest.mark.postgres, pytest.mark.aws]
-
-
-@pytest.fixture(scope="module")
-def fraud_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
-    return build_fraud_bundle(tmp_path_factory.mktemp("fraud") / "fraud" / "3")
 
 
 @pytest.fixture(scope="module")

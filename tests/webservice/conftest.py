@@ -11,7 +11,6 @@ from flask.testing import FlaskClient
 
 from scoring.model.bundle import ModelBundle
 from scoring.settings import Settings
-from tests.webservice.generic_bundles import GenericModel, build_fraud_bundle, build_risk_bundle, import_fraud_bundle
 from webservice import create_app
 
 # The classic tutorial payload: it must work exactly as written.
@@ -37,21 +36,3 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-@pytest.fixture(scope="session")
-def fraud_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
-    """A binary fraud classifier on amount, merchant and country: a bundle that knows nothing of rides."""
-    return build_fraud_bundle(tmp_path_factory.mktemp("fraud") / "fraud" / "3")
-
-
-@pytest.fixture(scope="session")
-def risk_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
-    """A multiclass risk model returning per-class probabilities, its records named by case_id."""
-    return build_risk_bundle(tmp_path_factory.mktemp("risk") / "risk" / "7")
-
-
-@pytest.fixture(scope="session")
-def imported_fraud_model(tmp_path_factory: pytest.TempPathFactory) -> GenericModel:
-    """The fraud classifier imported from its pickle with no --features: every name in its manifest was inferred."""
-    return import_fraud_bundle(tmp_path_factory.mktemp("imported"))
