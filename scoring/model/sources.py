@@ -18,7 +18,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scoring import storage
@@ -181,17 +181,8 @@ def _from_mlflow_uri(uri: str) -> ResolvedSource:
     except OSError as exc:
         raise ModelLoadError(f"cannot download {uri}: {type(exc).__name__}: {_first_line(str(exc))}") from None
     source = {**source, "run_id": source.get("run_id") or (resolved.source or {}).get("run_id")}
-    return ResolvedSource(
-        data=resolved.data,
-        where=uri,
-        serialization=resolved.serialization,
-        skops_trusted_types=resolved.skops_trusted_types,
-        sklearn_version=resolved.sklearn_version,
-        signature_types=resolved.signature_types,
-        name=name,
-        version=version,
-        source=source,
-    )
+    # The downloaded folder's facts, named by the URI and the registry's name, version and source.
+    return replace(resolved, where=uri, name=name, version=version, source=source)
 
 
 def _first_line(text: str) -> str:
