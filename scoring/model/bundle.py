@@ -301,9 +301,7 @@ def load_bundle(uri: str, trust: BundleTrust) -> ModelBundle:
     artifact_uri = storage.join(location, manifest.artifact)
     try:
         data = _read(artifact_uri)
-    except ModelLoadError:
-        raise
-    except Exception as exc:
+    except FileNotFoundError as exc:
         raise ModelLoadError(f"cannot read {artifact_uri}: {type(exc).__name__}") from exc
     actual = sha256_of(data)
     if actual != manifest.sha256:
@@ -332,10 +330,6 @@ def read_reference(location: str, manifest: Manifest) -> ReferenceProfile | None
         data = _read(uri)
     except FileNotFoundError:
         raise BundleIntegrityError(f"{MANIFEST_NAME} names the reference profile {uri}, which does not exist") from None
-    except ModelLoadError:
-        raise
-    except Exception as exc:
-        raise ModelLoadError(f"cannot read {uri}: {type(exc).__name__}") from exc
     actual = sha256_of(data)
     if actual != manifest.reference["sha256"]:
         raise BundleIntegrityError(
@@ -352,8 +346,17 @@ def read_reference(location: str, manifest: Manifest) -> ReferenceProfile | None
 
 
 def _read(uri: str) -> bytes:
-    """A bundle file's bytes: from S3, or from the resolved local folder without following a final link."""
-    return storage.read_bytes(uri) if storage.is_s3(uri) else read_without_links(uri)
+    """A bundle file's bytes: from S3, or from the resolved local folder without following a final link.
+
+    A missing file raises FileNotFoundError (each caller says what its absence means); any other failure
+    (boto errors, permissions: all mean the same to a caller) is one ModelLoadError naming the file.
+    """
+    try:
+        return storage.read_bytes(uri) if storage.is_s3(uri) else read_without_links(uri)
+    except (FileNotFoundError, ModelLoadError):
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read {uri}: {type(exc).__name__}") from exc
 
 
 def _manifest_at(location: str, uri: str, trust: BundleTrust) -> Manifest:
@@ -366,10 +369,6 @@ def _manifest_at(location: str, uri: str, trust: BundleTrust) -> Manifest:
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise ModelLoadError(f"{manifest_uri} is not valid JSON") from None
-    except ModelLoadError:
-        raise
-    except Exception as exc:  # boto errors, permissions: all mean the same to the caller
-        raise ModelLoadError(f"cannot read {manifest_uri}: {type(exc).__name__}") from exc
     if isinstance(manifest_raw, dict):
         trust.check_signature(manifest_raw, manifest_uri)
     return Manifest.from_json(manifest_raw, manifest_uri)
