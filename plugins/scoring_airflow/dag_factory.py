@@ -26,6 +26,7 @@ from scoring.batch.options import MAX_DATASET_LENGTH, MAX_ID_FIELD_LENGTH, PLAIN
 from scoring.batch.partitions import PARTITION_KEY_PATTERN
 from scoring_airflow import run_tasks
 from scoring_airflow.errors import task_errors
+from scoring_airflow.params import deployed_settings, drift_threshold_param
 
 CRON = {"hourly": "0 * * * *", "daily": "0 0 * * *"}
 PERIOD = {"hourly": "hour", "daily": "day"}
@@ -112,8 +113,6 @@ until the next sweep.""",
 
 def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: datetime | None = None):
     """Build the scoring DAG for `cadence` ('hourly' or 'daily'); a run scores the period starting at its logical date."""
-    from scoring.errors import ConfigError
-    from scoring.settings import Settings
 
     # A cron string alone gives data_interval_start == data_interval_end in Airflow 3; the interval
     # timetable gives each scheduled run a real hour (or day), run once it has ended, with its logical
@@ -124,14 +123,9 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
     drifted_asset, drifted_alias = drift_asset(dag_id), drift_alias(dag_id)
     period, example = PERIOD[cadence], EXAMPLE[cadence]
     docs = task_docs(cadence)
-    # The form shows the values a run would use, read as the deployment's workers read them (Settings is
-    # cheap: it imports nothing heavy). Scheduled runs take these defaults from the worker's own parse.
-    # A malformed SCORING_* value must not make the DAGs vanish at parse: the form then shows no default,
-    # and the run fails on the setting's own one-line ConfigError.
-    try:
-        deployed: Settings | None = Settings.from_env()
-    except ConfigError:
-        deployed = None
+    # The form shows the values a run would use, read as the deployment's workers read them. Scheduled runs
+    # take these defaults from the worker's own parse.
+    deployed = deployed_settings()
 
     @dag(
         dag_id=dag_id,
@@ -205,15 +199,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
                 "large Parquet file is split at its row groups (a CSV file stays whole). The default is "
                 "this deployment's SCORING_SHARD_ROWS; empty means that setting too.",
             ),
-            "drift_threshold": Param(
-                deployed.drift_threshold if deployed else 0.1,
-                type=["null", "number"],
-                exclusiveMinimum=0,
-                title="Drift threshold",
-                description="A feature or the prediction drifts when its drift statistic (Wasserstein "
-                "distance normed by the reference's spread for numbers, Jensen-Shannon distance for text) "
-                "passes this. Drift never fails the run: it is logged and updates the drift Asset.",
-            ),
+            "drift_threshold": drift_threshold_param(deployed),
         },
     )
     def scoring():

@@ -16,6 +16,7 @@ from airflow.sdk import Asset, AssetAlias, CronDataIntervalTimetable, Param, dag
 
 from scoring.settings import Settings, checked_drift_threshold
 from scoring_airflow.errors import task_errors
+from scoring_airflow.params import deployed_settings, drift_threshold_param
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,7 @@ def traffic_dag(*, dag_id: str, doc_md: str | None, start_date: datetime | None 
     """Build the hourly traffic monitoring DAG; a run covers the hour starting at its logical date."""
     drifted_asset = Asset(name=f"{dag_id}.drift", uri=f"scoring://drift/{dag_id}")
     drifted_alias = AssetAlias(name=f"{dag_id}.drift_alias")
-    try:
-        deployed: Settings | None = Settings.from_env()
-    except Exception:
-        deployed = None
+    deployed = deployed_settings()
 
     @dag(
         dag_id=dag_id,
@@ -92,14 +90,7 @@ def traffic_dag(*, dag_id: str, doc_md: str | None, start_date: datetime | None 
                 description="Monitor this hour instead of the run's own: 2026-01-01T03 (UTC). Empty: the hour "
                 "starting at the run's logical date.",
             ),
-            "drift_threshold": Param(
-                deployed.drift_threshold if deployed else 0.1,
-                type=["null", "number"],
-                exclusiveMinimum=0,
-                title="Drift threshold",
-                description="A feature or the prediction drifts when its drift statistic passes this. Drift "
-                "never fails the run: it is logged and updates the drift Asset.",
-            ),
+            "drift_threshold": drift_threshold_param(deployed),
         },
     )
     def monitor():
