@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 
 import pytest
@@ -15,13 +16,14 @@ from tests.unit.test_trust import _evil_bundle
 @pytest.mark.postgres
 @pytest.mark.airflow
 def test_a_model_bundle_param_outside_the_roots_fails_plan_without_retries(
-    airflow_db, monkeypatch, tmp_path, demo_bundle_dir, pg_schema_url
+    airflow_db, monkeypatch, tmp_path, demo_bundle_dir, pg_engine, pg_schema_url, caplog, capfd
 ):
     from airflow.models import DagBag
 
     from scoring.demo.synthetic import write_partition
 
-    # Given a deployment whose model lives in demo_bundle_dir, and a partition ready to score
+    # Given a deployment whose model lives in demo_bundle_dir, a migrated predictions database (pg_engine),
+    # and a partition ready to score: plan gets past every check but the bundle's
     root = tmp_path / "input"
     monkeypatch.setenv("SCORING_INPUT_ROOT", str(root))
     monkeypatch.setenv("SCORING_MODEL_URI", str(demo_bundle_dir))
@@ -33,12 +35,18 @@ def test_a_model_bundle_param_outside_the_roots_fails_plan_without_retries(
     evil = _evil_bundle(tmp_path / "attacker" / "1", marker, demo_bundle_dir)
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags["score_rides_hourly"]
     # When the run is triggered with it
-    run = dag.test(
-        logical_date=datetime(2026, 1, 1, 5, tzinfo=timezone.utc),
-        run_conf={"partition": "2026-01-01T05", "model_uri": str(evil)},
-    )
-    # Then plan fails on its first try, nothing was scored, and the pickle never ran
+    with caplog.at_level(logging.INFO):
+        run = dag.test(
+            logical_date=datetime(2026, 1, 1, 5, tzinfo=timezone.utc),
+            run_conf={"partition": "2026-01-01T05", "model_uri": str(evil)},
+        )
+    # Then plan fails on its first try, for the bundle's place (not a database or input problem)
     assert run.state == "failed"
     plan = next(ti for ti in run.get_task_instances() if ti.task_id == "plan")
     assert plan.state == "failed" and plan.try_number == 1
+    logged = "\n".join(r.getMessage() for r in caplog.records) + capfd.readouterr().out
+    assert "UntrustedBundle" in logged and "outside the trusted model roots" in logged
+    assert "DatabaseBehind" not in logged
+    # And nothing was scored, and the pickle never ran
+    assert not [ti for ti in run.get_task_instances() if ti.task_id == "score_shard" and ti.state == "success"]
     assert not marker.exists()
