@@ -1,12 +1,16 @@
-"""Failed runs: every run that fails after planning leaves a `failed` scoring_runs row with its reason."""
+"""Failed runs: every run that fails once its database is checked leaves a `failed` scoring_runs row with its reason."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
 
 from sqlalchemy import Engine
 
-from scoring.batch.plan import RunPlan
+from scoring.batch.partitions import PartitionKey
+from scoring.batch.plan import RunPlan, validate_job_name
 from scoring.batch.staging import ShardResult
 from scoring.batch.store import writes as store
 from scoring.batch.store.engines import first_line
@@ -17,6 +21,7 @@ from scoring.model.storable import clean_text
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_LENGTH = 2000
+UNPLANNED = "the run could not be planned: "
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -61,3 +66,32 @@ def record_failed_run(
         store.record_failed_run(engine, run, only_if_absent=only_if_unrecorded)
     except Exception as exc:
         log.warning("run %s failed and its failure could not be recorded: %s", plan.run_id, first_line(exc))
+
+
+@contextmanager
+def planning_failures_recorded(
+    engine: Engine, *, job: str, partition: PartitionKey | str, run_id: str, source_uri: str = ""
+) -> Iterator[None]:
+    """Record a failed run (reason, no model, no rows) if the block that plans run `run_id` raises; re-raise.
+
+    For the steps between the database check and a plan (reading the bundle, listing the partition,
+    checking the run's options): a run refused there has no plan to record from, yet must leave its
+    row. No model is named: a bundle refused as untrusted must not have its manifest's word recorded.
+    A job name that cannot be stored is raised before anything else, as there is no row to write it in.
+    """
+    validate_job_name(job)
+    started_at = datetime.now(timezone.utc).isoformat()
+    try:
+        yield
+    except Exception as exc:
+        unplanned = RunPlan(
+            run_id=run_id,
+            job=job,
+            partition_key=str(partition),
+            source_uri=source_uri,
+            files=[],
+            staging_root="",
+            started_at=started_at,
+        )
+        record_failed_run(engine, unplanned, None, UNPLANNED + failure_reason(exc), only_if_unrecorded=True)
+        raise

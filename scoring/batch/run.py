@@ -7,10 +7,11 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
-from scoring.batch.failures import record_failed_run, shard_failure_reason
+from scoring.batch.failures import planning_failures_recorded, record_failed_run, shard_failure_reason
 from scoring.batch.partitions import PartitionKey
-from scoring.batch.plan import DEFAULT_SHARD_ROWS, RunPlan, plan_run, remove_run_staging
+from scoring.batch.plan import DEFAULT_SHARD_ROWS, RunPlan, new_run_id, plan_run, remove_run_staging
 from scoring.batch.publish import RunSummary, publish_run
+from scoring.batch.reader import partition_uri
 from scoring.batch.shard import score_shard
 from scoring.model.predict import Predictor
 
@@ -39,22 +40,25 @@ def score_partition(
 
     `id_field` and `require_id` are the run's id options and `shard_rows` the size its shards are packed
     to (see plan_run); `drift_threshold` overrides the drift thresholds. Whatever the outcome, the
-    run's staging is removed; a failed shard is recorded as a failed run.
+    run's staging is removed; a run that fails, even while it is planned, is recorded as a failed run.
     """
     manifest = predictor.bundle.manifest
-    plan = plan_run(
-        job=job,
-        partition=partition,
-        input_root=input_root,
-        dataset=dataset,
-        staging_root=staging_root,
-        run_id=run_id,
-        model_uri=predictor.bundle.uri,
-        model=manifest,
-        id_field=id_field,
-        require_id=require_id,
-        shard_rows=shard_rows,
-    )
+    run_id = run_id or new_run_id()
+    where = partition_uri(input_root, dataset, partition)
+    with planning_failures_recorded(engine, job=job, partition=partition, run_id=run_id, source_uri=where):
+        plan = plan_run(
+            job=job,
+            partition=partition,
+            input_root=input_root,
+            dataset=dataset,
+            staging_root=staging_root,
+            run_id=run_id,
+            model_uri=predictor.bundle.uri,
+            model=manifest,
+            id_field=id_field,
+            require_id=require_id,
+            shard_rows=shard_rows,
+        )
     try:
         shards = []
         for index in range(plan.shard_count()):

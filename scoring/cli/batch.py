@@ -69,8 +69,11 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 def _score(args: argparse.Namespace, settings: Settings) -> int:
     from scoring.batch import PartitionKey, score_partition, validate_job_name
+    from scoring.batch.failures import planning_failures_recorded
     from scoring.batch.options import validate_dataset, validate_id_field
+    from scoring.batch.plan import new_run_id
     from scoring.batch.progress import RowProgress
+    from scoring.batch.reader import partition_uri
     from scoring.batch.store.engines import make_engine, require_current
     from scoring.model.bundle import load_bundle
     from scoring.model.predict import Predictor
@@ -91,9 +94,13 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
         drift_threshold=args.drift_threshold,
     )
     partition = PartitionKey.parse(args.partition)
-    predictor = Predictor(load_bundle(settings.model_uri, BundleTrust.from_settings(settings)))
     engine = make_engine(settings.database_url)
     require_current(engine)  # migrating is `scoring db upgrade`'s job, at deploy time
+    # From here on a failed run is recorded: a bundle refused before it is read leaves its row too.
+    run_id = new_run_id()
+    where = partition_uri(settings.input_root, settings.dataset, partition)
+    with planning_failures_recorded(engine, job=args.job, partition=partition, run_id=run_id, source_uri=where):
+        predictor = Predictor(load_bundle(settings.model_uri, BundleTrust.from_settings(settings)))
     with RowProgress(f"scoring {partition}") as progress:
         summary = score_partition(
             predictor,
@@ -109,6 +116,7 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
             require_id=args.require_id,
             shard_rows=settings.shard_rows,
             drift_threshold=settings.drift_threshold,
+            run_id=run_id,
             on_rows=progress.advance,
         )
     print(summary.line())
