@@ -3,8 +3,9 @@
 It knows nothing of partitions, databases or streams; batch, stream, the web service and the demo build on it.
 """
 
-from scoring.model.bundle import Manifest, ModelBundle, load_bundle, read_manifest
+from scoring.model.bundle import ModelBundle, load_bundle, read_manifest
 from scoring.model.declaration import PRESETS, Declaration, FeatureSpec, preset
+from scoring.model.manifest import Manifest
 from scoring.model.predict import Predictor
 from scoring.model.records import RecordOutcome, score_records
 from scoring.model.trust import BundleTrust

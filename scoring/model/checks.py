@@ -2,7 +2,7 @@
 
 Typed columns (Parquet, pandas) are checked with vectorised operations; object arrays of JSON values
 (online, stream) are walked value by value, so that True stays a boolean and 10 an integer as sent.
-Reasons name the field and never echo more than a short prefix of a value.
+How a refusal is worded is scoring.model.reasons.
 """
 
 from __future__ import annotations
@@ -15,6 +15,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from scoring.model.reasons import (
+    above_maximum,
+    below_minimum,
+    id_problem,
+    missing_field,
+    not_a_string,
+    not_allowed,
+    not_an_integer,
+    not_finite,
+    number_is_null,
+    string_is_null,
+    too_large_integer,
+    unparsable_text,
+    wrong_type,
+)
 from scoring.model.record_ids import canonical_ids
 
 if TYPE_CHECKING:
@@ -22,77 +37,6 @@ if TYPE_CHECKING:
 
 # From 2**53 on a float64 no longer holds every integer.
 MAX_EXACT_INTEGER = 2**53
-
-
-def type_name(value: object) -> str:
-    """What a JSON value is, as a rejection names it ("a boolean", "an array"), never the value itself."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (numbers.Real, Decimal)):
-        return "a number"
-    if isinstance(value, numbers.Number):
-        return f"a {type(value).__name__} number"  # complex: not a real number, so named by kind
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return f"a {type(value).__name__}"
-
-
-# The reasons, one function each: the columnar checks below and the per-record checks of the small-request
-# path (check_json_value) both word them here, so the two paths cannot drift apart in what they say.
-
-
-def missing_field(name: str) -> str:
-    return f"missing required field '{name}'"
-
-
-def not_a_string(spec: FieldSpec, value: object) -> str:
-    return f"field '{spec.name}': expected a string, got {type_name(value)}"
-
-
-def string_is_null(spec: FieldSpec) -> str:
-    return f"field '{spec.name}': is null"
-
-
-def not_allowed(spec: FieldSpec, value: object) -> str:
-    return f"field '{spec.name}': {_short(value)} is not one of its {len(spec.values or ())} allowed values"
-
-
-def wrong_type(spec: FieldSpec, value: object) -> str:
-    return f"field '{spec.name}': expected {_expected(spec)}, got {type_name(value)}"
-
-
-def number_is_null(spec: FieldSpec) -> str:
-    return f"field '{spec.name}': is null or NaN"
-
-
-def not_finite(spec: FieldSpec) -> str:
-    return f"field '{spec.name}': is not finite"
-
-
-def not_an_integer(spec: FieldSpec, value: float) -> str:
-    return f"field '{spec.name}': {_fmt(value)} is not an integer"
-
-
-def too_large_integer(spec: FieldSpec) -> str:
-    return f"field '{spec.name}': is too large for an integer (it must be below 2**53)"
-
-
-def below_minimum(spec: FieldSpec, value: float) -> str:
-    return f"field '{spec.name}': {_fmt(value)} is below the minimum {_fmt(spec.minimum)}"  # type: ignore[arg-type]
-
-
-def above_maximum(spec: FieldSpec, value: float) -> str:
-    return f"field '{spec.name}': {_fmt(value)} is above the maximum {_fmt(spec.maximum)}"  # type: ignore[arg-type]
-
-
-def id_problem(id_field: str, reason: str) -> str:
-    return f"id field '{id_field}': {reason}"
 
 
 def number_of(spec: FieldSpec, value: object) -> tuple[float, str | None]:
@@ -286,10 +230,6 @@ def _as_float(column: pd.Series | np.ndarray, spec: FieldSpec, text_input: bool)
     return _classify_objects(column.to_numpy(dtype=object), spec)
 
 
-def _expected(spec: FieldSpec) -> str:
-    return "an integer" if spec.type == "integer" else "a number"
-
-
 def _parse_text(column: pd.Series, spec: FieldSpec) -> tuple[np.ndarray, np.ndarray]:
     text = column.to_numpy(dtype=object)
     parsed = pd.to_numeric(column.astype(object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -300,7 +240,7 @@ def _parse_text(column: pd.Series, spec: FieldSpec) -> tuple[np.ndarray, np.ndar
         value = text[position]
         if isinstance(value, str) and value.strip().lower() in ("", "nan", "null", "none"):
             continue
-        problem[position] = f"field '{spec.name}': {_short(value)} is not {_expected(spec)}"
+        problem[position] = unparsable_text(spec, value)
     return parsed, problem
 
 
@@ -310,17 +250,6 @@ def _classify_objects(values: np.ndarray, spec: FieldSpec) -> tuple[np.ndarray, 
     for i, v in enumerate(values):
         out[i], problem[i] = number_of(spec, v)
     return out, problem
-
-
-def _fmt(value: float) -> str:
-    """A number as a person writes it: 3 rather than 3.0 or np.float64(3.0)."""
-    number = float(value)
-    return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
-
-
-def _short(value: object, limit: int = 20) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_id(

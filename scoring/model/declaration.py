@@ -117,10 +117,6 @@ class Declaration:
             return list(self.features[0].inputs)
         return [feature.name for feature in self.features]
 
-    def used_inputs(self) -> set[str]:
-        """The names of the inputs some feature reads."""
-        return {name for feature in self.features for name in feature.inputs}
-
     def input(self, name: str) -> FieldSpec:
         """The declared input called `name`."""
         return next(spec for spec in self.inputs if spec.name == name)

@@ -7,6 +7,8 @@ the index of the predicted label in the manifest's `classes` (label_of turns it 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -126,15 +128,25 @@ def _index_of(values: Any, wanted: object) -> Any:
     return None
 
 
+def finite_mask(predictions: np.ndarray | Sequence[float]) -> np.ndarray | None:
+    """Which predictions are finite, or None when all are (the usual case): the one rule for an overflowed
+    prediction in every mode, which is neither stored nor answered (NON_FINITE_PREDICTION)."""
+    if not isinstance(predictions, np.ndarray):
+        # A small request's Python floats: their C-level sum is finite only if every one is, and builds no array.
+        if math.isfinite(sum(predictions)):
+            return None
+        predictions = np.asarray(predictions, dtype=float)
+    finite = np.isfinite(predictions)
+    return None if finite.all() else finite
+
+
 def split_finite(
     valid: pd.DataFrame, predictions: np.ndarray, rejected: pd.Series
 ) -> tuple[pd.DataFrame, np.ndarray, pd.Series]:
-    """The rows and predictions that are finite, and `rejected` plus every other row (NON_FINITE_PREDICTION).
-
-    The one rule for an overflowed prediction in every mode: infinity is neither stored nor answered.
-    """
-    finite = np.isfinite(predictions)
-    if finite.all():
+    """The rows and predictions that are finite (finite_mask), and `rejected` plus every other row
+    (NON_FINITE_PREDICTION), in row order."""
+    finite = finite_mask(predictions)
+    if finite is None:
         return valid, predictions, rejected
     overflowed = pd.Series(NON_FINITE_PREDICTION, index=valid.index[~finite], dtype=object)
     return valid[finite], predictions[finite], pd.concat([rejected, overflowed]).sort_index()

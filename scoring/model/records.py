@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from scoring.model.predict import NON_FINITE_PREDICTION, Predictor
+from scoring.model.manifest import class_key
+from scoring.model.predict import NON_FINITE_PREDICTION, Predictor, finite_mask
 from scoring.model.record_ids import canonical_id
 from scoring.model.small import SMALL_PATH_MAX_RECORDS, Scored, SmallPath
 
@@ -89,10 +88,11 @@ def outcomes_of(predictor: Predictor, records: list[object], scored: Scored) -> 
     keys = [class_key(label) for label in classes] if scored.probabilities is not None and classes else None
     per_class = scored.probabilities.tolist() if keys is not None else None  # type: ignore[union-attr]
     values = scored.values.tolist() if isinstance(scored.values, np.ndarray) else scored.values
+    finite = finite_mask(values)
     outcomes: list[RecordOutcome | None] = [None] * len(records)
     label_of = predictor.label_of
     for row, (position, record_id, value) in enumerate(zip(scored.positions, scored.ids, values, strict=True)):
-        if not math.isfinite(value):
+        if finite is not None and not finite[row]:
             outcomes[position] = RecordOutcome(position, record_id, error=NON_FINITE_PREDICTION)
             continue
         probabilities = dict(zip(keys, per_class[row], strict=True)) if keys and per_class else None
@@ -103,8 +103,3 @@ def outcomes_of(predictor: Predictor, records: list[object], scored: Scored) -> 
         raw_id = record.get(id_field) if (id_field and isinstance(record, dict)) else None
         outcomes[position] = RecordOutcome(position, canonical_id(raw_id)[0], error=reason)
     return outcomes  # type: ignore[return-value]
-
-
-def class_key(label: object) -> str:
-    """A class label as a JSON object key: strings as they are, numbers and booleans as JSON writes them."""
-    return label if isinstance(label, str) else json.dumps(label)

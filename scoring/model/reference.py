@@ -22,7 +22,7 @@ from scoring.errors import ModelLoadError
 from scoring.model.histogram import OTHER, REPORTED_QUANTILES, NumberHistogram, TextCounts, quantile_edges
 
 if TYPE_CHECKING:
-    from scoring.model.bundle import Manifest
+    from scoring.model.manifest import Manifest
 
 PROFILE_VERSION = 1
 Kind = Literal["number", "text"]

@@ -25,10 +25,9 @@ from scoring.model.checks import (
     check_field,
     check_id,
     check_json_value,
-    id_problem,
     plain_rule,
-    type_name,
 )
+from scoring.model.reasons import id_problem, type_name
 from scoring.model.record_ids import MAX_ID_LENGTH, canonical_id
 
 FIELD_TYPES = ("integer", "number", "string")

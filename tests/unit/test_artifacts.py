@@ -20,9 +20,10 @@ from sklearn.pipeline import make_pipeline
 
 from scoring.errors import ModelLoadError
 from scoring.model.artifacts import dump_artifact, load_artifact, pickled_sklearn_version, skops_types_of
-from scoring.model.bundle import Manifest, load_bundle, sha256_of
+from scoring.model.bundle import load_bundle, sha256_of
 from scoring.model.declaration import preset
 from scoring.model.importing import write_bundle
+from scoring.model.manifest import Manifest
 from scoring.model.predict import Predictor
 from scoring.model.trust import BundleTrust
 

@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from scoring.cli import main
 from scoring.errors import BundleIntegrityError, ModelLoadError
 from scoring.model.bundle import load_bundle, sha256_of
-from scoring.model.importing import import_model
+from scoring.model.importing import ImportRequest, import_source
 from scoring.model.predict import Predictor
 from scoring.model.trust import BundleTrust
 from tests.conftest import predict_valid
@@ -115,15 +115,19 @@ def test_import_refuses_a_recipe_the_vectorizer_never_saw(tmp_path):
     with pytest.raises(
         ModelLoadError, match=r"expects features \[.PU_DO.\] that recipe .ride_categorical. never produces"
     ):
-        import_model(
-            str(tmp_path / "model.bin"), str(tmp_path / "b"), name="m", version="1", features="ride_categorical"
+        import_source(
+            ImportRequest(str(tmp_path / "model.bin"), name="m", version="1", features="ride_categorical"),
+            str(tmp_path / "b"),
         )
 
 
 def test_import_refuses_something_that_is_not_a_model(tmp_path):
     (tmp_path / "model.bin").write_bytes(pickle.dumps({"not": "a model"}))
     with pytest.raises(ModelLoadError, match="got dict"):
-        import_model(str(tmp_path / "model.bin"), str(tmp_path / "b"), name="m", version="1", features="ride_pu_do")
+        import_source(
+            ImportRequest(str(tmp_path / "model.bin"), name="m", version="1", features="ride_pu_do"),
+            str(tmp_path / "b"),
+        )
 
 
 def test_pickle_from_an_older_scikit_learn_loads_with_a_warning(tmp_path, monkeypatch, caplog):
@@ -134,9 +138,10 @@ def test_pickle_from_an_older_scikit_learn_loads_with_a_warning(tmp_path, monkey
     monkeypatch.undo()
     # When it is imported and loaded
     with caplog.at_level(logging.WARNING, logger="scoring.model.bundle"):
-        manifest = import_model(
-            str(tmp_path / "model.bin"), str(tmp_path / "b"), name="m", version="1", features="ride_pu_do"
-        )
+        manifest = import_source(
+            ImportRequest(str(tmp_path / "model.bin"), name="m", version="1", features="ride_pu_do"),
+            str(tmp_path / "b"),
+        )[0]
         bundle = load_bundle(str(tmp_path / "b"), BundleTrust.of_bundle(str(tmp_path / "b")))
     # Then it works, the manifest records the old version, and the difference is logged
     assert manifest.sklearn_version == "1.0.2"

@@ -12,7 +12,8 @@ import pytest
 
 from scoring.cli import main
 from scoring.errors import BundleIntegrityError, UntrustedBundle
-from scoring.model.bundle import REFERENCE_NAME, load_bundle, sha256_of
+from scoring.model.bundle import load_bundle, sha256_of
+from scoring.model.manifest import REFERENCE_NAME
 from scoring.model.predict import Predictor
 from scoring.model.reference import NumberProfile, TextProfile
 from scoring.model.trust import BundleTrust, sign_manifest

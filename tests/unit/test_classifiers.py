@@ -11,8 +11,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from scoring.errors import ModelLoadError
-from scoring.model.bundle import Manifest, ModelBundle
+from scoring.model.bundle import ModelBundle
 from scoring.model.declaration import Declaration, FeatureSpec
+from scoring.model.manifest import Manifest
 from scoring.model.predict import Predictor
 from scoring.model.records import score_records
 from scoring.model.schema import FieldSpec

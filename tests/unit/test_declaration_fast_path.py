@@ -20,9 +20,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.tree import DecisionTreeRegressor
 
-from scoring.model.bundle import Manifest, ModelBundle
+from scoring.model.bundle import ModelBundle
 from scoring.model.declaration import Declaration, FeatureSpec
 from scoring.model.features import build_features
+from scoring.model.manifest import Manifest
 from scoring.model.predict import Predictor
 from scoring.model.schema import FieldSpec
 from scoring.model.vectorize import transform_columns

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring.model.predict import NON_FINITE_PREDICTION, split_finite
-from scoring.model.records import RecordOutcome, score_records
+from scoring.model.predict import NON_FINITE_PREDICTION, finite_mask, split_finite
+from scoring.model.records import RecordOutcome, outcomes_of, score_records
+from scoring.model.small import Scored
 from tests.conftest import predict_valid
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 4.5}
@@ -52,6 +53,37 @@ def test_split_finite_moves_overflowed_rows_to_the_rejects_in_row_order():
     # Then the overflowed row joins the rejects with the one reason, in input order
     assert kept.index.tolist() == [0, 3] and values.tolist() == [1.5, 2.5]
     assert reasons.to_dict() == {1: "bad input", 2: NON_FINITE_PREDICTION}
+
+
+@pytest.mark.parametrize("as_array", [False, True], ids=["python floats", "numpy array"])
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1.5, 2.5], None),
+        ([], None),
+        ([1e308, 1e308], None),  # their sum overflows, yet every one is finite
+        ([1.5, np.inf, -np.inf], [True, False, False]),
+        ([np.inf, -np.inf], [False, False]),  # their sum is NaN
+        ([np.nan, 2.0], [False, True]),
+    ],
+)
+def test_finite_mask_is_none_when_all_are_finite_else_flags_each_non_finite_one(values, expected, as_array):
+    # Given predictions as the small path (Python floats) or the columnar path (an array) hands them over
+    given = np.array(values, dtype=float) if as_array else list(values)
+    # When the one rule is asked which may be answered
+    mask = finite_mask(given)
+    # Then there is no mask when all may, else one flag per prediction
+    assert (None if mask is None else mask.tolist()) == expected
+
+
+def test_outcomes_of_refuses_each_non_finite_prediction_of_a_list_as_an_overflow(predictor):
+    # Given what the small path scored for three rides: one value overflowed to infinity, one to NaN
+    scored = Scored([0, 1, 2], ["a", "b", "c"], [1.5, np.inf, np.nan], None, {})
+    # When the outcomes are made
+    outcomes = outcomes_of(predictor, [RIDE, RIDE, RIDE], scored)
+    # Then only the finite one is scored; the others carry the overflow reason, as batch's rejects do
+    assert [o.prediction for o in outcomes] == [1.5, None, None]
+    assert [o.error for o in outcomes] == [None, NON_FINITE_PREDICTION, NON_FINITE_PREDICTION]
 
 
 def test_a_regressor_answers_its_value_under_the_output_name(predictor):

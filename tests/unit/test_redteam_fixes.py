@@ -16,8 +16,8 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LinearRegression
 
 from scoring.errors import ConfigError, ModelLoadError
-from scoring.model.bundle import Manifest, class_key
-from scoring.model.importing import import_model
+from scoring.model.importing import ImportRequest, import_source
+from scoring.model.manifest import Manifest, class_key
 from scoring.model.reference import ReferenceProfile
 from scoring.model.storable import clean_text
 from scoring.monitoring.prediction_log import PredictionLog, inputs_json
@@ -100,7 +100,9 @@ def test_import_refuses_an_output_that_collides_with_the_answer(tmp_path, output
     source = _pickled_regressor(tmp_path)
     # When it is imported, Then the import stops with one line and writes no bundle
     with pytest.raises(ConfigError, match=f"output '{output}'"):
-        import_model(source, str(tmp_path / "b"), name="m", version="1", features="ride_pu_do", output=output)
+        import_source(
+            ImportRequest(source, name="m", version="1", features="ride_pu_do", output=output), str(tmp_path / "b")
+        )
     assert not (tmp_path / "b" / "model.json").exists()
 
 

@@ -19,8 +19,9 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.tree import DecisionTreeRegressor
 
-from scoring.model.bundle import Manifest, ModelBundle
+from scoring.model.bundle import ModelBundle
 from scoring.model.declaration import PRESETS, Declaration
+from scoring.model.manifest import Manifest
 from scoring.model.predict import Predictor
 from scoring.model.records import RecordOutcome, outcomes_of, score_columnar, score_records
 from scoring.model.schema import FieldSpec
