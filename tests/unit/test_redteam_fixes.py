@@ -22,7 +22,7 @@ from scoring.model.reference import ReferenceProfile
 from scoring.model.storable import clean_text
 from scoring.monitoring.prediction_log import PredictionLog, inputs_json
 from scoring.settings import Settings, checked_drift_threshold
-from scoring.stream.events import parse_payload
+from scoring.stream.decode import parse_payload
 
 INPUTS = [{"name": "amount", "type": "number", "required": True}, {"name": "country", "type": "string"}]
 FEATURES = [{"name": "amount", "kind": "number", "inputs": ["amount"]}]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from scoring.stream.events import Payload, parse_payload
+from scoring.stream.decode import Payload, parse_payload
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 2.5}
 TRANSACTION = {"amount": 12.5, "merchant": "books", "country": "DE"}
