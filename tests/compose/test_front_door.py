@@ -138,3 +138,40 @@ def test_the_web_image_listens_on_every_interface_but_the_launcher_alone_does_no
 
 def test_the_preflight_script_is_where_compose_mounts_it(services):
     assert Path(repo_path_of(services["preflight"], "/preflight/check-secrets.sh")).name == "check-secrets.sh"
+
+
+def test_nginxs_own_errors_answer_the_services_json_shape(nginx_conf):
+    import json
+
+    from webservice.errors import HTTP_CODES
+    from webservice.worker import PARSER_ERRORS
+
+    # Every status nginx itself answers (bad head, slow client, body or URL or header over the limit, service down)
+    pages = {}
+    for value in directive(nginx_conf, "error_page"):
+        *statuses, target = value.split()
+        for status in statuses:
+            pages[status] = target
+    assert {"400", "408", "413", "414", "494", "502", "504"} <= set(pages)
+    # goes to an internal location that returns the service's {"error": {"code", "message"}} as JSON
+    assert re.search(r"location \^~ /_errors/ \{\s*internal;\s*default_type application/json;", nginx_conf)
+    bodies = dict(re.findall(r"location = (/_errors/\d+) \{ return \d+ '([^']+)'; \}", nginx_conf))
+    for status, target in pages.items():
+        error = json.loads(bodies[target])["error"]
+        assert set(error) == {"code", "message"} and error["message"], status
+    codes = {status: json.loads(bodies[target])["error"]["code"] for status, target in pages.items()}
+    # with the codes the service itself uses for the same statuses
+    assert codes["413"] == HTTP_CODES[413] == "payload_too_large"
+    assert codes["400"] == PARSER_ERRORS[400][0] and codes["414"] == PARSER_ERRORS[414][0]
+    assert codes["494"] == PARSER_ERRORS[431][0]
+    # while the service's own errors pass through as it wrote them
+    assert directive(nginx_conf, "proxy_intercept_errors") in ([], ["off"])
+
+
+def test_make_serve_sets_no_host_or_server_of_its_own():
+    # `make serve` runs the launcher as it is: loopback and Granian unless the caller's environment says otherwise
+    result = subprocess.run(["make", "-n", "serve"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "python -m webservice.serve" in result.stdout
+    assert not re.search(r"\b(WEB_HOST|GUNICORN_HOST|WEB_SERVER)=", result.stdout)
+    assert "0.0.0.0" not in result.stdout
