@@ -11,8 +11,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import (
-    Asset,
-    AssetAlias,
     CronDataIntervalTimetable,
     Param,
     PokeReturnValue,
@@ -23,8 +21,9 @@ from airflow.sdk import (
 )
 
 from scoring.batch.options import MAX_DATASET_LENGTH, MAX_ID_FIELD_LENGTH, PLAIN_NAME_PATTERN
-from scoring.batch.partitions import PARTITION_KEY_PATTERN
-from scoring_airflow import run_tasks
+from scoring.partition_keys import key_pattern
+from scoring_airflow import partition_tasks, run_tasks
+from scoring_airflow.assets import drift_alias, predictions_asset
 from scoring_airflow.errors import task_errors
 from scoring_airflow.params import deployed_settings, drift_threshold_param
 
@@ -48,24 +47,9 @@ DEFAULT_ARGS = {
 }
 
 
-def predictions_asset(dag_id: str) -> Asset:
-    """The Asset a successful publish updates; downstream DAGs can be scheduled on it."""
-    return Asset(name=f"{dag_id}.predictions", uri=f"scoring://predictions/{dag_id}")
-
-
-def drift_asset(dag_id: str) -> Asset:
-    """The Asset a publish whose partition drifted updates: a retraining DAG can be scheduled on it."""
-    return Asset(name=f"{dag_id}.drift", uri=f"scoring://drift/{dag_id}")
-
-
-def drift_alias(dag_id: str) -> AssetAlias:
-    """The publish's outlet for drift: through an alias, the event is emitted only when something drifted."""
-    return AssetAlias(name=f"{dag_id}.drift_alias")
-
-
 def _settings():
     """Settings from the worker's environment, with the trigger form's overrides applied."""
-    return run_tasks.settings_for(get_current_context()["params"])
+    return partition_tasks.settings_for(get_current_context()["params"])
 
 
 def task_docs(cadence: str) -> dict[str, str]:
@@ -78,9 +62,9 @@ def task_docs(cadence: str) -> dict[str, str]:
 carries one (a backfill scores each run's own {period}), or when *Dataset* or *Id field* is not a
 plain name.""",
         "wait_for_partition": f"""Waits for the partition's folder under the input root to hold a `.parquet` or
-`.csv` file, looking every {run_tasks.describe_span(POKE_INTERVAL[cadence])} without holding a worker slot, and logs
+`.csv` file, looking every {partition_tasks.describe_span(POKE_INTERVAL[cadence])} without holding a worker slot, and logs
 where it looks. Reads the input root only. **Fails** (no retry) when no data arrived within
-{run_tasks.describe_span(WAIT[cadence])}, naming the partition and the folder; clear the task to look again.""",
+{partition_tasks.describe_span(WAIT[cadence])}, naming the partition and the folder; clear the task to look again.""",
         "plan": """Fixes the run: checks the predictions database is at this code's revision, reads and
 verifies the model bundle (it must lie below a trusted root) and lists the partition's files. Writes
 the plan to XCom, nothing to the database. **Fails at once** for a database that needs
@@ -120,7 +104,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
     # or backfill run at 03:00 scores exactly what the scheduled 03:00 run scores.
     timetable = CronDataIntervalTimetable(CRON[cadence], timezone="UTC")
     asset = predictions_asset(dag_id)
-    drifted_asset, drifted_alias = drift_asset(dag_id), drift_alias(dag_id)
+    drifted_alias = drift_alias(dag_id)
     period, example = PERIOD[cadence], EXAMPLE[cadence]
     docs = task_docs(cadence)
     # The form shows the values a run would use, read as the deployment's workers read them. Scheduled runs
@@ -141,7 +125,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
             "partition": Param(
                 None,
                 type=["null", "string"],
-                pattern=PARTITION_KEY_PATTERN,
+                pattern=key_pattern(hourly=cadence == "hourly"),
                 title="Partition",
                 description=f"Score this {period} instead of the run's own: {example}. Leave empty to score "
                 f"the {period} starting at the run's logical date; always empty for a backfill.",
@@ -203,18 +187,11 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
         },
     )
     def scoring():
+        # Every task body runs inside task_errors(): an error no retry can fix fails the task at once in one line.
         @task(doc_md=docs["choose_partition"])
         def choose_partition() -> str:
-            context = get_current_context()
             with task_errors():
-                run_tasks.check_run_options(context["params"])
-                return run_tasks.resolve_partition(
-                    context["params"].get("partition"),
-                    context.get("logical_date"),
-                    context["dag_run"].run_after,
-                    hourly=cadence == "hourly",
-                    run_type=context["dag_run"].run_type,
-                )
+                return partition_tasks.choose_partition(get_current_context(), hourly=cadence == "hourly")
 
         # Airflow's own timeout only backs up the task's, which fails with the partition's name one poke earlier.
         @task.sensor(
@@ -224,27 +201,26 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
             doc_md=docs["wait_for_partition"],
         )
         def wait_for_partition(partition: str) -> PokeReturnValue:
-            context = get_current_context()
-            now = datetime.now(timezone.utc)
-            # In reschedule mode each poke is a new try of the task: the wait counts from the first poke.
-            first_poke = context["ti"].get_first_reschedule_date(context) or now
-            ready = run_tasks.partition_is_ready(_settings(), partition, waited=now - first_poke, wait=WAIT[cadence])
+            # AirflowSensorTimeout is no scoring error: it passes through, and Airflow does not retry it.
+            with task_errors():
+                ready = partition_tasks.poke(get_current_context(), partition, wait=WAIT[cadence])
             return PokeReturnValue(is_done=ready, xcom_value=partition)
 
         @task(doc_md=docs["plan"])
         def plan(partition: str) -> dict:
             context = get_current_context()
-            # The try number makes a cleared-and-rerun DAG run a new scoring run, never a clash.
-            run_id = f"{context['run_id']}.try{context['ti'].try_number}"
-            params = context["params"]
             with task_errors(), run_tasks.collector_spared():
                 return run_tasks.plan(
-                    _settings(), job=dag_id, partition=partition, run_id=run_id, **run_tasks.id_options(params)
+                    partition_tasks.run_options(context["params"]),
+                    job=dag_id,
+                    partition=partition,
+                    run_id=run_tasks.scoring_run_id(context["run_id"], context["ti"].try_number),
                 )
 
         @task(doc_md=docs["list_shards"])
         def list_shards(plan: dict) -> list[int]:
-            return run_tasks.shard_indexes(plan)
+            with task_errors():
+                return run_tasks.shard_indexes(plan)
 
         @task(max_active_tis_per_dagrun=8, doc_md=docs["score_shard"])
         def score_shard(plan: dict, index: int) -> dict:
@@ -255,17 +231,11 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
         # The summary is logged once, as one line, by run_tasks.publish: not again as "Returned value was".
         @task(outlets=[asset, drifted_alias], show_return_value_in_logs=False, doc_md=docs["publish"])
         def publish(plan: dict, shard_results: list[dict]) -> dict:
+            events = get_current_context()["outlet_events"]
             # One slice fetches every shard's result in a single request; list() fetches them one by one
             # and stops on a lookup past the last shard, which the worker logs as "ERROR XCom not found".
             with task_errors(), run_tasks.collector_spared():
-                summary = run_tasks.publish(_settings(), plan, shard_results[:])
-            events = get_current_context()["outlet_events"]
-            events[asset].extra = run_tasks.asset_extra(summary)
-            drift = run_tasks.drift_extra(summary, dag_id)
-            if drift is not None:
-                # Added to the alias only when something drifted: a clean partition emits no drift event.
-                events[drifted_alias].add(drifted_asset, extra=drift)
-            return summary
+                return run_tasks.publish(_settings(), plan, shard_results[:], dag_id=dag_id, outlet_events=events)
 
         # A teardown: it runs once publish is done whatever its outcome (all done, as no setup task is
         # declared), and unlike a plain all_done task it does not decide the DAG run's state, so a failed
@@ -275,7 +245,8 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
         def cleanup() -> str:
             context = get_current_context()
             # Pulled, not passed: when planning failed there is no plan, and the sweep still runs.
-            return run_tasks.cleanup(_settings(), context["ti"].xcom_pull(task_ids="plan"), context["run_id"])
+            with task_errors():
+                return run_tasks.cleanup(_settings(), context["ti"].xcom_pull(task_ids="plan"), context["run_id"])
 
         # TaskFlow passes XComArgs, resolved to the annotated values when the tasks run; mypy sees the call.
         partition = wait_for_partition(choose_partition())  # type: ignore[arg-type]

@@ -1,19 +1,18 @@
-"""The steps of one scoring run as plain functions of (settings, Airflow context values).
+"""The steps of one scoring run from its plan on: plan, score a shard, publish, clean up.
 
-The DAG's TaskFlow tasks call these (each task one call, plus the sensor's wait arithmetic and the
-publish's Asset extra), so the logic is testable without a scheduler and every heavy import happens
-at task run time, never while a DAG file is parsed. A run never
-migrates the predictions database: `plan` and `publish` check its revision and fail at once with
-DatabaseBehind (run `scoring db upgrade` at deploy time).
+Plain functions of (settings, Airflow context values); the DAG's TaskFlow tasks each make one call, so
+the logic is testable without a scheduler and every heavy import happens at task run time, never while
+a DAG file is parsed. The steps before the plan (options, partition, wait) are in partition_tasks.
+A run never migrates the predictions database: `plan` and `publish` check its revision and fail at
+once with DatabaseBehind (run `scoring db upgrade` at deploy time).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,118 +20,9 @@ if TYPE_CHECKING:
 
     from scoring.batch import RunPlan
     from scoring.settings import Settings
+    from scoring_airflow.partition_tasks import RunOptions
 
 log = logging.getLogger(__name__)
-
-
-def settings_for(params: Mapping[str, Any]) -> Settings:
-    """The worker's Settings with the trigger form's overrides; an empty field keeps the environment's value.
-
-    The one path from DAG params to configuration (the partition param goes to resolve_partition).
-    """
-    from scoring.settings import Settings
-
-    return Settings.from_env().with_overrides(
-        model_uri=params.get("model_uri") or None,
-        reject_threshold=params.get("reject_threshold"),
-        dataset=params.get("dataset") or None,
-        shard_rows=params.get("shard_rows") or None,
-        drift_threshold=params.get("drift_threshold") or None,
-    )
-
-
-def check_run_options(params: Mapping[str, Any]) -> None:
-    """ConfigError (one line, the value not echoed) for a Dataset or Id field that is not a plain name.
-
-    Called by the run's first task, so a bad form value fails the run at once, before any wait or path.
-    """
-    from scoring.batch.options import validate_dataset, validate_id_field
-
-    if params.get("dataset"):
-        validate_dataset(params["dataset"])
-    if params.get("id_field"):
-        validate_id_field(params["id_field"])
-
-
-def id_options(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's id options from the trigger form: another id column, and whether a file must have it."""
-    return {"id_field": params.get("id_field") or None, "require_id": bool(params.get("require_id"))}
-
-
-# A backfill's DAG runs carry this run type (DagRunType.BACKFILL_JOB).
-BACKFILL = "backfill"
-
-
-def resolve_partition(
-    requested: str | None,
-    logical_date: datetime | None,
-    run_after: datetime,
-    *,
-    hourly: bool,
-    run_type: str | None = None,
-) -> str:
-    """The partition a run scores: the one named by the trigger, else the period starting at its logical date.
-
-    A backfill's form carries the same params into every run it makes, so a named partition there would
-    score that one partition for every date: refused. A key of the other cadence is refused too: a day
-    in the hourly job would store the day's rows a second time, under a key beside its hours'.
-    """
-    from scoring.batch.partitions import PartitionKey
-    from scoring.errors import InvalidPartitionKey
-
-    if not requested:
-        return str(PartitionKey.for_run(logical_date, run_after, hourly=hourly))
-    if run_type == BACKFILL:
-        raise InvalidPartitionKey("a backfill scores each run's own hour/day; leave Partition empty")
-    key = PartitionKey.parse(requested)
-    if hourly and key.hour is None:
-        raise InvalidPartitionKey(f"partition {key}: the hourly job scores hours: give YYYY-MM-DDTHH, e.g. {key}T00")
-    if not hourly and key.hour is not None:
-        raise InvalidPartitionKey(f"partition {key}: the daily job scores days: give YYYY-MM-DD, e.g. {key.day}")
-    return str(key)
-
-
-def partition_is_ready(settings: Settings, partition: str, *, waited: timedelta, wait: timedelta) -> bool:
-    """True once the partition has a data file; False while waiting (saying where it looks); past `wait`, fail.
-
-    The failure is AirflowSensorTimeout (no retry) with one line naming the partition, the wait and the
-    place, instead of Airflow's own "Sensor has timed out" that names neither.
-    """
-    from airflow.sdk.exceptions import AirflowSensorTimeout
-
-    from scoring.batch.partitions import PartitionKey
-    from scoring.batch.reader import list_partition_files, partition_uri
-    from scoring.errors import PartitionNotFound
-
-    key = PartitionKey.parse(partition)
-    try:
-        files = list_partition_files(settings.input_root, settings.dataset, key)
-    except PartitionNotFound:
-        files = []
-    where = partition_uri(settings.input_root, settings.dataset, key)
-    if files:
-        log.info("partition %s is ready: %d file(s) under %s", partition, len(files), where)
-        return True
-    hours = describe_span(wait)
-    if waited >= wait:
-        raise AirflowSensorTimeout(
-            f"no data arrived for partition {partition} within {hours}: no .parquet or .csv file under {where}; "
-            "clear this task to look again once the data is there"
-        )
-    log.info(
-        "waiting for partition %s: no .parquet or .csv file under %s yet (waited %s of up to %s)",
-        partition,
-        where,
-        describe_span(waited),
-        hours,
-    )
-    return False
-
-
-def describe_span(span: timedelta) -> str:
-    """A wait as a person says it: "5 minutes", "1.5 hours", "24 hours"."""
-    minutes = span.total_seconds() / 60
-    return f"{minutes / 60:.3g} hours" if minutes >= 60 else f"{minutes:.3g} minutes"
 
 
 def require_current(engine: Engine) -> None:
@@ -173,15 +63,12 @@ def predictions_db(settings: Settings) -> Iterator[Engine]:
         engine.dispose()
 
 
-def plan(
-    settings: Settings,
-    *,
-    job: str,
-    partition: str,
-    run_id: str,
-    id_field: str | None = None,
-    require_id: bool = False,
-) -> dict:
+def scoring_run_id(dag_run_id: str, try_number: int) -> str:
+    """The scoring run's id: the try number makes a cleared-and-rerun DAG run a new scoring run, never a clash."""
+    return f"{dag_run_id}.try{try_number}"
+
+
+def plan(options: RunOptions, *, job: str, partition: str, run_id: str) -> dict:
     """Fix the run: its files, its staging place, the verified model it will use and its id options.
 
     The database's revision is checked first, so a database that needs `scoring db upgrade` fails
@@ -190,6 +77,8 @@ def plan(
     from scoring import batch
     from scoring.model.bundle import read_manifest
     from scoring.model.trust import BundleTrust
+
+    settings = options.settings
 
     with predictions_db(settings) as engine:
         require_current(engine)
@@ -204,8 +93,8 @@ def plan(
         run_id=run_id,
         model_uri=settings.model_uri,
         model=manifest,
-        id_field=id_field,
-        require_id=require_id,
+        id_field=options.id_field,
+        require_id=options.require_id,
         shard_rows=settings.shard_rows,
     )
     log.info(
@@ -267,8 +156,25 @@ def record_failure(settings: Settings, run_plan: RunPlan, reason: str, *, only_i
         log.warning("run %s: its failure could not be recorded: %s", run_plan.run_id, exc)
 
 
-def publish(settings: Settings, plan: dict, shard_results: list[dict]) -> dict:
-    """Publish the run's staged shards in one transaction; a reject rate above the threshold fails the task."""
+def publish(settings: Settings, plan: dict, shard_results: list[dict], *, dag_id: str, outlet_events: Any) -> dict:
+    """Publish the run's staged shards in one transaction, then announce it through the DAG's Asset events.
+
+    A reject rate above the threshold fails the task, publishing nothing. The predictions Asset's event
+    says which partition it was and how it went; a drifted partition also updates the drift Asset.
+    """
+    from scoring_airflow.assets import drift_alias, drift_asset, predictions_asset
+
+    summary = publish_run(settings, plan, shard_results)
+    outlet_events[predictions_asset(dag_id)].extra = asset_extra(summary)
+    drift = drift_extra(summary, dag_id)
+    if drift is not None:
+        # Added to the alias only when something drifted: a clean partition emits no drift event.
+        outlet_events[drift_alias(dag_id)].add(drift_asset(dag_id), extra=drift)
+    return summary
+
+
+def publish_run(settings: Settings, plan: dict, shard_results: list[dict]) -> dict:
+    """Publish the run's staged shards in one transaction; its summary, logged as one line."""
     from scoring import batch
     from scoring.model.trust import BundleTrust
 

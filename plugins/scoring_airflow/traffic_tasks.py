@@ -9,22 +9,46 @@ DAG can be scheduled on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, AssetAlias, CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from scoring.settings import Settings, checked_drift_threshold
+from scoring.partition_keys import key_pattern
+from scoring_airflow.assets import drift_alias, drift_asset
 from scoring_airflow.errors import task_errors
 from scoring_airflow.params import deployed_settings, drift_threshold_param
 
+if TYPE_CHECKING:
+    from scoring.settings import Settings
+
 log = logging.getLogger(__name__)
 
-HOUR_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}$"
 DEFAULT_ARGS = {"owner": "ml-platform", "retries": 3, "retry_delay": timedelta(seconds=30)}
 
 
-def monitor_hour(settings: Settings, hour: str, run_id: str, threshold: float | None) -> dict[str, Any]:
+def run_monitoring(context: Mapping[str, Any], dag_id: str) -> dict[str, Any]:
+    """The task: monitor the form's hour, else the one starting at the run's logical date; emit drift if any.
+
+    The form's drift threshold passes through the same override path as the scoring DAGs' (settings_for),
+    so it is checked by the settings' own rule (a NaN would switch drift off).
+    """
+    from scoring.partition_keys import PartitionKey
+    from scoring_airflow.partition_tasks import settings_for
+
+    params = context["params"]
+    logical = context.get("logical_date") or context["dag_run"].run_after
+    hour = params.get("hour") or str(PartitionKey.of_hour(logical))
+    summary = monitor_hour(settings_for(params), hour, context["run_id"])
+    extra = drift_extra(summary, dag_id)
+    if extra is not None:
+        # Added to the alias only when something drifted: a clean hour emits no drift event.
+        context["outlet_events"][drift_alias(dag_id)].add(drift_asset(dag_id), extra=extra)
+    return summary
+
+
+def monitor_hour(settings: Settings, hour: str, run_id: str) -> dict[str, Any]:
     """Compute and write each source's metrics for `hour`; a summary with the drifted features per source."""
     from scoring.model.bundle import load_bundle
     from scoring.model.trust import BundleTrust
@@ -38,7 +62,7 @@ def monitor_hour(settings: Settings, hour: str, run_id: str, threshold: float | 
     with predictions_db(settings) as engine:
         require_current(engine)
         for source in SOURCES:
-            metrics = hour_metrics(engine, source, start, bundle.manifest, bundle.reference, threshold)
+            metrics = hour_metrics(engine, source, start, bundle.manifest, bundle.reference, settings.drift_threshold)
             written = write_hour(engine, metrics, run_id)
             summary["sources"][source] = {"logged": metrics.logged, "metrics": written, "drifted": metrics.drifted}
             if metrics.drifted:
@@ -47,7 +71,7 @@ def monitor_hour(settings: Settings, hour: str, run_id: str, threshold: float | 
                     source,
                     hour,
                     ", ".join(metrics.drifted),
-                    threshold if threshold is not None else settings.drift_threshold,
+                    settings.drift_threshold,
                 )
     log.info(
         "traffic of %s: %s",
@@ -67,8 +91,7 @@ def drift_extra(summary: dict[str, Any], dag_id: str) -> dict[str, Any] | None:
 
 def traffic_dag(*, dag_id: str, doc_md: str | None, start_date: datetime | None = None):
     """Build the hourly traffic monitoring DAG; a run covers the hour starting at its logical date."""
-    drifted_asset = Asset(name=f"{dag_id}.drift", uri=f"scoring://drift/{dag_id}")
-    drifted_alias = AssetAlias(name=f"{dag_id}.drift_alias")
+    drifted_alias = drift_alias(dag_id)
     deployed = deployed_settings()
 
     @dag(
@@ -85,7 +108,7 @@ def traffic_dag(*, dag_id: str, doc_md: str | None, start_date: datetime | None 
             "hour": Param(
                 None,
                 type=["null", "string"],
-                pattern=HOUR_PATTERN,
+                pattern=key_pattern(hourly=True),
                 title="Hour",
                 description="Monitor this hour instead of the run's own: 2026-01-01T03 (UTC). Empty: the hour "
                 "starting at the run's logical date.",
@@ -96,20 +119,14 @@ def traffic_dag(*, dag_id: str, doc_md: str | None, start_date: datetime | None 
     def monitor():
         @task(outlets=[drifted_alias], show_return_value_in_logs=False)
         def monitor_traffic() -> dict:
-            """Reads the hour's prediction_log rows per source, writes traffic_metrics, emits drift."""
-            context = get_current_context()
-            params = context["params"]
-            logical = context.get("logical_date") or context["dag_run"].run_after
-            hour = params.get("hour") or logical.astimezone(timezone.utc).strftime("%Y-%m-%dT%H")
+            """Reads the hour's prediction_log rows per source, writes traffic_metrics, emits drift.
+
+            **Fails at once** for an hour that is not YYYY-MM-DDTHH, a malformed setting or drift threshold,
+            a missing or untrusted bundle, or a database that needs `scoring db upgrade`; retries when the
+            database is unreachable.
+            """
             with task_errors():
-                settings = Settings.from_env()
-                # The form's param passes through the settings' own rule (a NaN would switch drift off).
-                threshold = checked_drift_threshold(params.get("drift_threshold"), "the drift_threshold param")
-                summary = monitor_hour(settings, hour, context["run_id"], threshold)
-            extra = drift_extra(summary, dag_id)
-            if extra is not None:
-                context["outlet_events"][drifted_alias].add(drifted_asset, extra=extra)
-            return summary
+                return run_monitoring(get_current_context(), dag_id)
 
         monitor_traffic()
 

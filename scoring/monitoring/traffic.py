@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -17,10 +17,10 @@ from scoring.model.reference import ReferenceProfile, input_kinds
 from scoring.monitoring.accumulate import MetricRow, PartitionAccumulator
 from scoring.monitoring.tables import SOURCES, prediction_log, traffic_metrics
 from scoring.monitoring.writes import replace_partition_metrics
+from scoring.partition_keys import PartitionKey
 
 # Logged rows read per round trip: bounded memory whatever an hour's traffic.
 CHUNK_ROWS = 50_000
-HOUR_FORMAT = "%Y-%m-%dT%H"
 
 
 @dataclass(frozen=True)
@@ -35,13 +35,13 @@ class HourMetrics:
 
 
 def hour_key(start: datetime) -> str:
-    """The hour's partition key, YYYY-MM-DDTHH (UTC)."""
-    return start.astimezone(timezone.utc).strftime(HOUR_FORMAT)
+    """The hour's partition key, YYYY-MM-DDTHH (UTC), as batch names an hourly partition."""
+    return str(PartitionKey.of_hour(start))
 
 
 def parse_hour(key: str) -> datetime:
-    """The start (UTC) of the hour named YYYY-MM-DDTHH; ValueError for anything else."""
-    return datetime.strptime(key, HOUR_FORMAT).replace(tzinfo=timezone.utc)
+    """The start (UTC) of the hour named YYYY-MM-DDTHH; InvalidPartitionKey, saying what is wrong, for anything else."""
+    return PartitionKey.parse_hour(key).start()
 
 
 def logged_chunks(engine: Engine, source: str, start: datetime) -> Iterator[tuple[list[dict], np.ndarray]]:

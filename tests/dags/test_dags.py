@@ -212,7 +212,7 @@ def test_a_database_never_migrated_fails_the_run_at_plan_without_retries(
     ],
 )
 def test_trigger_params_become_settings_overrides_in_one_place(monkeypatch, params, model_uri, threshold):
-    from scoring_airflow.run_tasks import settings_for
+    from scoring_airflow.partition_tasks import settings_for
 
     monkeypatch.setenv("SCORING_MODEL_URI", "env-model")
     monkeypatch.setenv("SCORING_REJECT_THRESHOLD", "0.01")
@@ -259,8 +259,12 @@ def test_a_published_run_logs_its_summary_once_and_its_asset_event_says_what_it_
     assert records == [summary], records
     # And the task runner's own "Done. Returned value was: ..." line, which repeated it, is gone
     # (it reaches the console, not caplog)
+    # (publish returns the summary as a dict, so that line would show its fields, not the one-line text)
+    assert dagbag.dags["score_rides_hourly"].get_task("publish").show_return_value_in_logs is False
     console = capfd.readouterr().out.splitlines()
-    assert not [line for line in console if "Returned value was" in line and "298 scored" in line]
+    returned = [line for line in console if "Returned value was" in line]
+    # (plan's line holds the run id too, a shard's its row counts: only the summary holds both)
+    assert not [line for line in returned if "scored_rows" in line and run.run_id in line], returned
     assert not [r for r in caplog.records if r.name.startswith("alembic") and r.levelno < logging.WARNING]
     # And the Asset event names the partition, the counts, the model and the scoring run
     with create_session() as session:
@@ -425,3 +429,58 @@ def test_every_scoring_error_type_has_a_decided_retry_policy():
         if issubclass(value, scoring.errors.ScoringError) and value is not scoring.errors.ScoringError
     }
     assert defined <= decided, f"no retry policy decided for {sorted(defined - decided)}"
+
+
+@pytest.mark.postgres
+@pytest.mark.airflow
+def test_a_malformed_setting_fails_the_first_task_at_once_in_one_line(
+    airflow_db, scoring_env, monkeypatch, caplog, capfd
+):
+    from airflow.models import DagBag
+
+    # Given a deployment whose reject threshold is written as a percentage (the DAGs still parse)
+    monkeypatch.setenv("SCORING_REJECT_THRESHOLD", "1%")
+    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["score_rides_hourly"]
+    # When a run starts
+    with caplog.at_level(logging.INFO):
+        run = dag.test(logical_date=datetime(2026, 1, 1, 5, tzinfo=timezone.utc))
+    # Then its first task fails on its first try, before any wait, and nothing after it runs
+    assert run.state == "failed"
+    first = next(ti for ti in run.get_task_instances() if ti.task_id == "choose_partition")
+    assert first.state == "failed" and first.try_number == 1
+    assert _state(run, "wait_for_partition") == "upstream_failed"
+    # And the reason is one ConfigError line naming the setting
+    lines = capfd.readouterr().out.splitlines() + [r.getMessage() for r in caplog.records]
+    reasons = {line[line.index("ConfigError: ") :] for line in lines if "ConfigError: " in line}
+    assert len(reasons) == 1 and "SCORING_REJECT_THRESHOLD" in next(iter(reasons)), reasons
+
+
+def test_every_task_body_runs_inside_task_errors(dagbag, monkeypatch):
+    """A task that called into the run's code outside task_errors() would retry an error no retry fixes."""
+    import inspect
+    from unittest import mock
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from scoring.errors import ConfigError
+    from scoring_airflow import dag_factory, partition_tasks, run_tasks, traffic_tasks
+
+    def refuse(*args, **kwargs):
+        raise ConfigError("boom")
+
+    # Given every function of the tasks' modules raising an error no retry can fix
+    for module in (partition_tasks, run_tasks):
+        for name, value in inspect.getmembers(module, inspect.isfunction):
+            if value.__module__ == module.__name__ and not name.startswith("_"):
+                monkeypatch.setattr(module, name, refuse)
+    monkeypatch.setattr(traffic_tasks, "run_monitoring", refuse)
+    for module in (dag_factory, traffic_tasks):
+        monkeypatch.setattr(module, "get_current_context", lambda: mock.MagicMock())
+    tasks = [task for dag in dagbag.dags.values() for task in dag.tasks]
+    assert len(tasks) == 15
+    for task in tasks:
+        body = getattr(task, "python_callable", None) or task.partial_kwargs["python_callable"]
+        arguments = [mock.MagicMock() for _ in inspect.signature(body).parameters]
+        # When the task's body runs, Then it fails at once with the error's one line
+        with pytest.raises(AirflowFailException, match="^ConfigError: boom$"):
+            body(*arguments)

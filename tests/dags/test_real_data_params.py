@@ -81,23 +81,26 @@ def test_the_name_pattern_means_the_same_to_the_browser():
 @pytest.mark.parametrize("params", [{"dataset": name} for name in HOSTILE] + [{"id_field": name} for name in HOSTILE])
 def test_the_first_task_refuses_a_hostile_option_that_reached_it_in_one_line(params):
     # Given a value the form would refuse, sent some other way (the API, a backfill's conf)
-    from scoring_airflow.run_tasks import check_run_options
+    from scoring_airflow.partition_tasks import run_options
 
     # When the run's first task checks it, Then it is one ConfigError line that does not echo the value
     with pytest.raises(ConfigError) as refused:
-        check_run_options(params)
+        run_options(params)
     message = str(refused.value)
     assert "\n" not in message and "etc" not in message and "bucket" not in message
 
 
 def test_the_dataset_param_becomes_the_runs_dataset(monkeypatch):
-    from scoring_airflow.run_tasks import id_options, settings_for
+    from scoring_airflow.partition_tasks import run_options, settings_for
 
     monkeypatch.setenv("SCORING_DATASET", "rides")
     assert settings_for({"dataset": "green_taxi"}).dataset == "green_taxi"
     assert settings_for({"dataset": None}).dataset == "rides" and settings_for({"dataset": ""}).dataset == "rides"
-    assert id_options({"id_field": "trip_id", "require_id": True}) == {"id_field": "trip_id", "require_id": True}
-    assert id_options({}) == {"id_field": None, "require_id": False}
+    # The id options take the same one path as the settings
+    given = run_options({"id_field": "trip_id", "require_id": True, "dataset": "green_taxi"})
+    assert (given.id_field, given.require_id, given.settings.dataset) == ("trip_id", True, "green_taxi")
+    empty = run_options({"id_field": "", "require_id": None})
+    assert (empty.id_field, empty.require_id) == (None, False)
 
 
 # --- whole runs ---------------------------------------------------------------------------------

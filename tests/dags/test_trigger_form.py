@@ -49,33 +49,63 @@ def _parses(text: str) -> bool:
     return True
 
 
-@pytest.mark.parametrize("dag_id", DAG_IDS)
+def _run_accepts(text: str, *, hourly: bool) -> bool:
+    """Whether a manual run's first task takes this Partition (the syntax, then the cadence)."""
+    from scoring_airflow.partition_tasks import resolve_partition
+
+    noon = datetime(2026, 1, 2, 12, tzinfo=timezone.utc)
+    try:
+        resolve_partition(text, noon, noon, hourly=hourly, run_type="manual")
+    except InvalidPartitionKey:
+        return False
+    return True
+
+
 @pytest.mark.parametrize(
-    ("value", "accepted"),
+    ("value", "hourly_accepts", "daily_accepts"),
     [
-        ("2026-01-01T03", True),
-        ("2026-01-01", True),
-        ("2026-12-31T23", True),
-        ("2026-01-31T00", True),
-        ("2026-13-01T99", False),
-        ("2026-13-01", False),
-        ("2026-00-01", False),
-        ("2026-01-32", False),
-        ("2026-01-00", False),
-        ("2026-01-01T24", False),
-        ("2026-01-01T99", False),
-        ("2026-01-01T3", False),
-        ("2026-01-01T03:00", False),
-        ("yesterday", False),
-        ("", False),
+        ("2026-01-01T03", True, False),
+        ("2026-01-01", False, True),
+        ("2026-12-31T23", True, False),
+        ("2026-01-31T00", True, False),
+        ("2026-12-31", False, True),
+        ("2026-13-01T99", False, False),
+        ("2026-13-01", False, False),
+        ("2026-00-01", False, False),
+        ("2026-01-32", False, False),
+        ("2026-01-00", False, False),
+        ("2026-01-01T24", False, False),
+        ("2026-01-01T99", False, False),
+        ("2026-01-01T3", False, False),
+        ("2026-01-01T03:00", False, False),
+        ("yesterday", False, False),
     ],
 )
-def test_the_form_refuses_what_parse_refuses_and_accepts_what_it_accepts(dags, dag_id, value, accepted):
-    # Given the Partition field's JSON Schema, as the trigger form checks it
-    schema = dags[dag_id].params.get_param("partition").schema
-    # Then the form and the task agree on the value
-    assert _accepts(schema, value) is accepted
-    assert _parses(value) is accepted
+def test_each_form_refuses_what_its_run_refuses_and_accepts_what_it_accepts(dags, value, hourly_accepts, daily_accepts):
+    for dag_id, hourly, accepted in [
+        ("score_rides_hourly", True, hourly_accepts),
+        ("score_rides_daily", False, daily_accepts),
+    ]:
+        # Given the Partition field's JSON Schema, as the cadence's trigger form checks it
+        schema = dags[dag_id].params.get_param("partition").schema
+        # Then the form and the run's first task agree on the value: the hourly form wants an hour, the daily a day
+        assert _accepts(schema, value) is accepted, dag_id
+        assert _run_accepts(value, hourly=hourly) is accepted, dag_id
+
+
+def test_the_traffic_form_takes_hours_by_the_same_syntax(dags):
+    schema = dags["monitor_traffic"].params.get_param("hour").schema
+    assert _accepts(schema, "2026-01-01T03") and _accepts(schema, None)
+    for refused in ["2026-13-01T03", "2026-01-01T24", "2026-01-01", "yesterday"]:
+        assert not _accepts(schema, refused), refused
+
+
+def test_every_form_pattern_is_made_from_the_one_key_syntax():
+    from scoring.partition_keys import DAY_KEY_PATTERN, HOUR_KEY_PATTERN, PARTITION_KEY_PATTERN
+
+    # Both cadences' keys are exactly the keys of the one syntax that have (or lack) an hour
+    day, hour = DAY_KEY_PATTERN.removesuffix("$"), HOUR_KEY_PATTERN.removesuffix("$")
+    assert hour.startswith(day) and f"{day}(?:{hour.removeprefix(day)})?$" == PARTITION_KEY_PATTERN
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
@@ -85,15 +115,22 @@ def test_an_empty_partition_field_is_allowed(dags, dag_id):
 
 def test_the_partition_pattern_means_the_same_to_the_browser():
     """The form checks the pattern as an ECMAScript regex (with the v flag, as an HTML pattern does)."""
-    from scoring.batch.partitions import PARTITION_KEY_PATTERN
+    from scoring.partition_keys import PARTITION_KEY_PATTERN, key_pattern
 
     samples = ["2026-01-01T03", "2026-01-01", "2026-13-01T99", "2026-01-32", "2026-01-01T24", "yesterday"]
+    patterns = {"any": PARTITION_KEY_PATTERN, "hourly": key_pattern(hourly=True), "daily": key_pattern(hourly=False)}
     script = (
-        f"const re = new RegExp({json.dumps(PARTITION_KEY_PATTERN)}, 'v');"
-        f"console.log(JSON.stringify({json.dumps(samples)}.map(s => re.test(s))))"
+        f"const patterns = {json.dumps(patterns)}, samples = {json.dumps(samples)};"
+        "const out = {}; for (const [name, p] of Object.entries(patterns)) {"
+        " const re = new RegExp(p, 'v'); out[name] = samples.map(s => re.test(s)); }"
+        "console.log(JSON.stringify(out))"
     )
     node = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
-    assert json.loads(node.stdout) == [_parses(sample) for sample in samples]
+    assert json.loads(node.stdout) == {
+        "any": [_parses(sample) for sample in samples],
+        "hourly": [_run_accepts(sample, hourly=True) for sample in samples],
+        "daily": [_run_accepts(sample, hourly=False) for sample in samples],
+    }
 
 
 @pytest.mark.parametrize(
@@ -180,7 +217,7 @@ def _settings(tmp_path):
 def test_the_sensor_says_where_it_looks_each_poke_and_why_it_gives_up(tmp_path, caplog):
     from airflow.sdk.exceptions import AirflowSensorTimeout
 
-    from scoring_airflow.run_tasks import partition_is_ready
+    from scoring_airflow.partition_tasks import partition_is_ready
 
     settings = _settings(tmp_path)
     where = str(tmp_path / "input" / "rides" / "dt=2026-01-01" / "hour=03")
@@ -200,7 +237,7 @@ def test_the_sensor_says_where_it_looks_each_poke_and_why_it_gives_up(tmp_path, 
 
 def test_a_partition_that_arrives_late_is_still_scored(tmp_path):
     from scoring.demo.synthetic import write_partition
-    from scoring_airflow.run_tasks import partition_is_ready
+    from scoring_airflow.partition_tasks import partition_is_ready
     from tests.conftest import make_rides
 
     settings = _settings(tmp_path)
@@ -213,7 +250,7 @@ NOON = datetime(2026, 1, 2, 12, tzinfo=timezone.utc)
 
 def test_a_backfill_with_a_partition_param_is_refused_in_one_line():
     from scoring.errors import InvalidPartitionKey
-    from scoring_airflow.run_tasks import resolve_partition
+    from scoring_airflow.partition_tasks import resolve_partition
 
     # Given a backfill whose runs carry a Partition (the Backfill form offers the field)
     with pytest.raises(InvalidPartitionKey) as refused:
@@ -233,7 +270,7 @@ def test_a_backfill_with_a_partition_param_is_refused_in_one_line():
     ],
 )
 def test_a_partition_of_the_other_cadence_is_refused(partition, hourly, reason):
-    from scoring_airflow.run_tasks import resolve_partition
+    from scoring_airflow.partition_tasks import resolve_partition
 
     # A day in the hourly job would store the day's rows again under a second key, beside its hours
     with pytest.raises(InvalidPartitionKey) as refused:
