@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from scoring.monitoring import prediction_log as plog
-from scoring.monitoring.prediction_log import PredictionLog, connect
+from scoring.monitoring.log_connection import connect
+from scoring.monitoring.prediction_log import PredictionLog
 
 pytestmark = pytest.mark.postgres
 
@@ -105,7 +106,7 @@ def test_a_database_outage_loses_the_batch_not_the_request(caplog, pg_schema_url
     # And the next batch does not hammer the dead database: until RETRY_AFTER has passed it is counted as
     # failed without another connection attempt
     attempts = []
-    log._connect = lambda: attempts.append(1) or connect("postgresql://postgres@127.0.0.1:1/test")
+    log._writer._connect = lambda: attempts.append(1) or connect("postgresql://postgres@127.0.0.1:1/test")
     log.record(outcomes, records, "m", "1")
     log.flush()
     assert attempts == [] and log.failed == 6

@@ -72,7 +72,7 @@ def test_a_row_the_database_refuses_fails_alone(pg_engine, pg_schema_url, monkey
     log = PredictionLog.from_url(pg_schema_url, "stream", background=False)
     outcomes, records = _records(5)
     outcomes[2] = Outcome("r2", 2.0, label="bad\x00label")
-    monkeypatch.setattr("scoring.monitoring.prediction_log.clean_text", lambda text: text)
+    monkeypatch.setattr("scoring.monitoring.copy_text.clean_text", lambda text: text)
     log.record(outcomes, records, "m", "1")
     # When it is flushed
     inserted = log.flush()

@@ -20,7 +20,8 @@ from scoring.model.importing import ImportRequest, import_source
 from scoring.model.manifest import Manifest, class_key
 from scoring.model.reference import ReferenceProfile
 from scoring.model.storable import clean_text
-from scoring.monitoring.prediction_log import PredictionLog, inputs_json
+from scoring.monitoring.copy_text import inputs_json
+from scoring.monitoring.prediction_log import PredictionLog
 from scoring.settings import Settings, checked_drift_threshold
 from scoring.stream.decode import parse_payload
 
