@@ -66,16 +66,21 @@ def normalized(requirement: str) -> str:
     return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
-# Beyond the core: the prediction log's PostgreSQL driver (SCORING_PREDICTION_LOG_URL). Pure Python, about a
-# megabyte with scramp and asn1crypto, where psycopg2-binary would bring its own libpq and OpenSSL.
-STREAMING_EXTRAS = ["pg8000>=1.31"]
+# Beyond the core: pyproject's `stream` extra (the prediction log's PostgreSQL driver, pg8000: pure Python,
+# about a megabyte with scramp and asn1crypto, where psycopg2-binary would bring its own libpq and OpenSSL).
+# lambda/Dockerfile installs the same extra.
+STREAMING_EXTRA = "stream"
 
 
 def streaming_requirements() -> list[str]:
-    """The installed project's core dependencies (pyproject's, no extras) and STREAMING_EXTRAS: all that the
-    streaming path needs."""
-    dependencies = [d for d in importlib.metadata.requires("ride-scoring") or [] if "extra ==" not in d]
-    return [d.split(";")[0].strip() for d in dependencies] + STREAMING_EXTRAS
+    """The installed project's core dependencies and its STREAMING_EXTRA's (pyproject's): all the streaming path needs."""
+    wanted = []
+    for dependency in importlib.metadata.requires("ride-scoring") or []:
+        requirement, _, marker = (part.strip() for part in dependency.partition(";"))
+        extras = re.findall(r"extra\s*==\s*[\"']([^\"']+)[\"']", marker)
+        if not extras or extras == [STREAMING_EXTRA]:
+            wanted.append(requirement)
+    return wanted
 
 
 def lock_path(python_version: str) -> Path:

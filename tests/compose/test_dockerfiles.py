@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 
@@ -75,10 +76,7 @@ def test_copy_sources_exist_and_reach_the_build_context(services, dockerfile):
 
 
 def test_the_airflow_image_keeps_airflow_at_the_base_images_version():
-    text = (ROOT / "docker/airflow.Dockerfile").read_text()
-    install = re.search(r"RUN pip install (.+?)(?:&&|$)", text.replace("\\\n", " "), re.S)
-    assert install is not None
-    command = install[1]
+    (command,) = _pip_installs(parse_dockerfile(ROOT / "docker/airflow.Dockerfile"))
     assert '"apache-airflow==${AIRFLOW_VERSION}"' in command
     assert "--constraint /tmp/base-image-versions.txt" in command
     assert '"/tmp/src[airflow]"' in command
@@ -110,3 +108,80 @@ def test_dockerignore_matching_follows_docker(path, patterns, excluded):
 def test_no_build_context_carries_the_env_file():
     for dockerfile in BASES:
         assert is_excluded(".env", dockerignore_for(ROOT / dockerfile)), dockerfile
+
+
+# The lock files: constraints.txt (make lock) and the Lambda runtime's own (make lambda-lock).
+LOCKS = ("constraints.txt", "lambda/constraints-py*.txt")
+
+
+def _locks_copied_to(parsed, image_path: str) -> list[str]:
+    """The repository lock files a COPY put at `image_path` (a wildcard source matched against its name)."""
+    folder, name = image_path.rsplit("/", 1)
+    found = []
+    for copy in copies(parsed.stages):
+        for source in copy.sources:
+            as_named = copy.destination == image_path and len(copy.sources) == 1
+            into_folder = copy.destination.rstrip("/") == folder and fnmatch.fnmatch(name, Path(source).name)
+            if (as_named or into_folder) and any(fnmatch.fnmatch(source, lock) for lock in LOCKS):
+                found.append(source)
+    return found
+
+
+def _pip_installs(parsed) -> list[str]:
+    return [
+        i.arguments
+        for stage in parsed.stages
+        for i in stage.instructions
+        if i.keyword == "RUN" and "pip install" in i.arguments
+    ]
+
+
+@pytest.mark.parametrize("dockerfile", sorted(BASES))
+def test_every_pip_install_takes_a_constraint_from_a_lock_file(dockerfile):
+    # Every image installs at the versions the tests ran with: a lock file copied in, or one derived in the
+    # same RUN from a lock copied in (the Airflow image: the lock's pins of what its base image lacks)
+    parsed = parse_dockerfile(ROOT / dockerfile)
+    installs = _pip_installs(parsed)
+    assert installs, dockerfile
+    for command in installs:
+        constraints = re.findall(r"(?:--constraint|-c)[ =](\S+)", command)
+        derived = dict(re.findall(r"lock_beyond_base\.py \S+ (\S+) > (\S+)", command))
+        from_locks = [
+            path
+            for path in constraints
+            if _locks_copied_to(parsed, path)
+            or any(target == path and _locks_copied_to(parsed, lock) for lock, target in derived.items())
+        ]
+        assert from_locks, f"{dockerfile}: pip install without a lock file: {command}"
+
+
+def test_the_airflow_image_pins_only_what_its_base_lacks_and_compares_names_as_pip_does():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lock_beyond_base", ROOT / "docker/lock_beyond_base.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    base = ["apache-airflow==3.3.2", "typing_extensions==4.12.0", "zope.interface==7.0", "# a comment"]
+    lock = [
+        "# header",
+        "Apache_Airflow==3.3.0",
+        "typing-extensions==4.15.0",
+        "Zope-Interface==8.0",
+        "scikit-learn==1.9.1",
+    ]
+    assert module.beyond_base(base, lock) == ["scikit-learn==1.9.1"]
+
+
+def test_the_lambda_image_and_zip_install_the_same_stream_extra():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_zip", ROOT / "lambda/build_zip.py")
+    assert spec is not None and spec.loader is not None
+    build_zip = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_zip)
+    (install,) = _pip_installs(parse_dockerfile(ROOT / "lambda/Dockerfile"))
+    assert f'"/tmp/src[{build_zip.STREAMING_EXTRA}]"' in install
+    assert "pg8000" not in install  # named once, in pyproject's extra
+    names = {build_zip.normalized(r) for r in build_zip.streaming_requirements()}
+    assert "pg8000" in names and "psycopg2-binary" not in names
