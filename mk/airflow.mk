@@ -60,5 +60,5 @@ airflow: airflow-init
 		$(BIN)/scoring demo --input $(VAR_DIR)/data/input --model $(VAR_DIR)/models/ride_duration/1
 	@echo "Airflow UI: http://localhost:$(AIRFLOW_PORT)  (login $(AIRFLOW_USER) / $$(sed 's/.*: "\(.*\)".*/\1/' $(AIRFLOW_HOME_DIR)/passwords.json))"
 	@echo "LocalExecutor: at most $(AIRFLOW_PARALLELISM) tasks at once ($(NPROC) cores; AIRFLOW_PARALLELISM=N to change)."
-	@echo "DAGs: score_rides_hourly, score_rides_daily (paused until you switch them on). Ctrl-C stops everything."
+	@echo "DAGs: score_rides_hourly, score_rides_daily, monitor_traffic (paused until you switch them on). Ctrl-C stops everything."
 	$(AIRFLOW_ENV) $(BIN)/airflow standalone

@@ -59,8 +59,8 @@ def task_docs(cadence: str) -> dict[str, str]:
         "choose_partition": f"""Decides which {period} this run scores: the *Partition* param if given, else the
 {period} starting at the run's logical date. Reads nothing, writes the partition key to XCom.
 **Fails at once** (no retry) when the Partition is not a valid {period} key, when a backfill
-carries one (a backfill scores each run's own {period}), or when *Dataset* or *Id field* is not a
-plain name.""",
+carries one (a backfill scores each run's own {period}), when *Dataset* or *Id field* is not a
+plain name, or when a `SCORING_*` setting of the deployment is malformed (it names the setting).""",
         "wait_for_partition": f"""Waits for the partition's folder under the input root to hold a `.parquet` or
 `.csv` file, looking every {partition_tasks.describe_span(POKE_INTERVAL[cadence])} without holding a worker slot, and logs
 where it looks. Reads the input root only. **Fails** (no retry) when no data arrived within

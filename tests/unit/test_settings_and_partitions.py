@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -200,3 +201,33 @@ def test_derived_ids_are_file_and_row_from_any_offset():
 def test_the_dataset_setting_is_read_from_the_environment():
     assert Settings.from_env({"SCORING_DATASET": "green_taxi"}).dataset == "green_taxi"
     assert Settings.from_env({}).with_overrides(dataset="yellow").dataset == "yellow"
+
+
+def test_a_traffic_hour_is_a_partition_key_of_the_one_syntax():
+    from scoring.errors import InvalidPartitionKey
+    from scoring.monitoring.traffic import hour_key, parse_hour
+
+    start = datetime(2026, 1, 1, 3, tzinfo=UTC)
+    assert hour_key(datetime(2026, 1, 1, 3, 59, tzinfo=UTC)) == "2026-01-01T03" == str(PartitionKey(start.date(), 3))
+    assert parse_hour("2026-01-01T03") == start
+    # The same refusals, with the same reasons, as a batch partition's; a day is not an hour
+    for text, reason in [
+        ("2026-13-01T03", "names month 13"),
+        ("2026-01-01T24", "names hour 24"),
+        ("2026-02-30T00", "names day 30 of 2026-02"),
+        ("2026-01-01", "names a day; give an hour, e.g. 2026-01-01T00"),
+    ]:
+        with pytest.raises(InvalidPartitionKey, match=reason):
+            parse_hour(text)
+
+
+@pytest.mark.parametrize(
+    ("hourly", "accepted", "refused"),
+    [(True, "2026-01-01T03", "2026-01-01"), (False, "2026-01-01", "2026-01-01T03")],
+)
+def test_each_cadence_has_its_own_key_pattern(hourly, accepted, refused):
+    from scoring.partition_keys import key_pattern
+
+    assert re.fullmatch(key_pattern(hourly=hourly), accepted)
+    assert not re.fullmatch(key_pattern(hourly=hourly), refused)
+    assert not re.fullmatch(key_pattern(hourly=hourly), "2026-13-01T03"[: len(accepted)])
