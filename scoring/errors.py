@@ -25,6 +25,11 @@ class UntrustedBundle(ModelLoadError):
     """A bundle lies outside the trusted model roots, or lacks the signature the bundle key requires."""
 
 
+class BundleUnreachable(ScoringError):
+    """A bundle file cannot be read right now (the network, S3 throttling or a 5xx, a failing disk): a retry may
+    succeed. Not a ModelLoadError, which says the bundle itself is missing, malformed or untrusted."""
+
+
 class UnknownRecipe(ScoringError):
     """A manifest or command names a feature recipe that does not exist."""
 

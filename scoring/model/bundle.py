@@ -21,12 +21,28 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.pipeline import Pipeline
 
 from scoring import storage
-from scoring.errors import BundleIntegrityError, ModelLoadError
+from scoring.errors import BundleIntegrityError, BundleUnreachable, ModelLoadError
 from scoring.model.artifacts import load_artifact
 from scoring.model.manifest import DEFAULT_OUTPUT, MANIFEST_NAME, Manifest
 from scoring.model.reference import ReferenceProfile
 from scoring.model.schema import InputSchema
 from scoring.model.trust import BundleTrust, read_without_links
+
+# S3's answers for "too many requests now" and its own failures (some come with a 400 status, not a 5xx).
+TRANSIENT_S3_CODES = frozenset(
+    {
+        "InternalError",
+        "RequestLimitExceeded",
+        "RequestTimeout",
+        "ServiceUnavailable",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+    }
+)
+# What a local read answers when the file is absent, not ours to read, or a folder: the same on every attempt.
+LASTING_OS_ERRORS = (FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError)
 
 # Re-exported for the adapters, which import a bundle's manifest and default output name from here.
 __all__ = [
@@ -125,15 +141,36 @@ def read_reference(location: str, manifest: Manifest) -> ReferenceProfile | None
 def _read(uri: str) -> bytes:
     """A bundle file's bytes: from S3, or from the resolved local folder without following a final link.
 
-    A missing file raises FileNotFoundError (each caller says what its absence means); any other failure
-    (boto errors, permissions: all mean the same to a caller) is one ModelLoadError naming the file.
+    A missing file raises FileNotFoundError (each caller says what its absence means). A failure a later
+    attempt may not meet (the network, S3 throttling or a 5xx, a failing disk) is BundleUnreachable, so a
+    task retries it; any other (an S3 key that is not there, permissions, a folder) is one ModelLoadError
+    naming the file, since no retry changes it.
     """
     try:
         return storage.read_bytes(uri) if storage.is_s3(uri) else read_without_links(uri)
     except (FileNotFoundError, ModelLoadError):
         raise
     except Exception as exc:
+        if _is_transient(exc):
+            raise BundleUnreachable(f"cannot reach {uri} now: {type(exc).__name__}; a later attempt may") from exc
         raise ModelLoadError(f"cannot read {uri}: {type(exc).__name__}") from exc
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Whether reading again may succeed: a connection or timeout error, S3 throttling or a 5xx, an I/O error."""
+    if isinstance(exc, OSError):
+        return not isinstance(exc, LASTING_OS_ERRORS)
+    from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
+    from botocore.exceptions import ConnectionError as EndpointError
+
+    if isinstance(exc, (EndpointError, HTTPClientError, IncompleteReadError)):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return exc.response.get("Error", {}).get("Code") in TRANSIENT_S3_CODES or (
+            isinstance(status, int) and status >= 500
+        )
+    return False
 
 
 def _manifest_at(location: str, uri: str, trust: BundleTrust) -> Manifest:
