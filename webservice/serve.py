@@ -5,9 +5,11 @@
     WEB_SERVER=gunicorn-gthread python -m webservice.serve  # gunicorn's threaded worker
     python -m webservice.serve bench.ceiling_app:app        # another app, same server and settings (bench/online.sh)
 
-Granian was chosen by measurement (README, Benchmarks; bench/online.sh): on this project's requests it
-answers about twice what gunicorn's gevent worker does at 32 connections with a fraction of its p99, and
-clients that drip their headers do not hold it up. It runs the WSGI app on real threads in each worker.
+Granian was chosen by measurement (the README's Benchmarks, made by bench/online.sh, hold the figures): on
+this project's requests it answers more than gunicorn's gevent worker at a lower p99, and clients that drip
+their headers do not hold it up. It runs the WSGI app on real threads in each worker. The threaded gunicorn
+worker (gunicorn-gthread) gives every connection a thread while it reads the request head, so a few slow
+clients stop it: it is kept for comparison only, and the launcher warns when it is chosen.
 
 Why a launcher and not the granian command: prometheus_client's multiprocess directory must be in the
 environment before any worker imports it, and it must be removed when the server stops; the bind address
@@ -18,10 +20,10 @@ Settings (environment): WEB_HOST (default 127.0.0.1; GUNICORN_HOST is read too),
 (usable cores; GUNICORN_WORKERS is read too), WEB_THREADS (per worker: 64 under Granian, 8 under gunicorn;
 see below), WEB_HEADER_TIMEOUT (5 s to send
 the request line and headers), WEB_ACCESS_LOG (on; "off" turns it off), WEB_SERVER (granian).
-Why 64 threads under Granian: a client that sends its body slowly holds a thread while the app reads it.
-With 8 per worker, 40 clients dripping bodies stopped every other request; with 64 all probes were
-answered, at the same throughput and p99 (threads are started only when needed). Past that many slow
-clients a buffering proxy is the answer: docker-compose.yml puts nginx in front.
+Why 64 threads under Granian: a client that sends its body slowly holds a thread while the app reads it,
+and 8 per worker were too few for the slow-body test (tests/webservice/test_serve.py), where 64 cost no
+throughput (threads are started only when needed). Past that many slow clients a buffering proxy is the
+answer: docker-compose.yml puts nginx in front.
 Reloads: SIGHUP to this process restarts the workers one by one (each loads the model again), as
 gunicorn's master does on SIGHUP; SIGTERM drains in-flight requests and stops.
 """
@@ -37,6 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SERVICE_APP = "webservice.wsgi:app"
+GTHREAD_WARNING = (
+    "warning: WEB_SERVER=gunicorn-gthread gives each connection a thread while it reads the request head, "
+    "so a few clients sending their headers slowly stop every other request; use granian (the default) or "
+    "gunicorn, or put a buffering proxy (nginx) in front"
+)
 SERVERS = ("granian", "gunicorn", "gunicorn-gthread")
 GUNICORN_CONFIG = Path(__file__).with_name("gunicorn.conf.py")
 
@@ -148,6 +155,8 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if settings.server == "gunicorn-gthread":
+        print(GTHREAD_WARNING, file=sys.stderr, flush=True)  # once: gunicorn replaces this process next
     if settings.server != "granian":
         # gunicorn's own config sets up the metrics directory; exec so gunicorn's master gets the signals.
         os.execve(sys.executable, gunicorn_command(settings), gunicorn_environment(settings, os.environ))

@@ -191,3 +191,27 @@ def test_gunicorn_gets_the_same_bind_workers_and_header_timeout():
     env = gunicorn_environment(settings, {})
     assert env["GUNICORN_BIND"] == "127.0.0.1:9002" and env["GUNICORN_WORKERS"] == "3"
     assert env["GUNICORN_KEEPALIVE"] == "5" and env["GUNICORN_WORKER_CLASS"].endswith("JsonErrorGeventWorker")
+
+
+class _Execed(Exception):
+    """Stands in for os.execve: the launcher would be replaced by gunicorn here."""
+
+
+@pytest.mark.parametrize(("server", "warned"), [("gunicorn-gthread", True), ("gunicorn", False)])
+def test_the_launcher_warns_once_when_the_threaded_worker_is_chosen(monkeypatch, capsys, server, warned):
+    import webservice.serve
+
+    # Given WEB_SERVER naming a gunicorn worker (execve stopped before gunicorn replaces the process)
+    monkeypatch.setenv("WEB_SERVER", server)
+
+    def execve(*_args):
+        raise _Execed
+
+    monkeypatch.setattr(webservice.serve.os, "execve", execve)
+    # When the launcher starts
+    with pytest.raises(_Execed):
+        webservice.serve.main([])
+    # Then only the threaded worker, which slow clients stop, gets one warning line saying so
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert lines == ([webservice.serve.GTHREAD_WARNING] if warned else [])
+    assert not warned or "slowly" in lines[0]
