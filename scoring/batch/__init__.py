@@ -1,23 +1,29 @@
 """The batch engine: partitions read in bounded chunks, shards scored and staged, one publishing transaction.
 
-    plan_run -> score_shard (per file; any process or machine) -> publish_run (one transaction)
+    plan_run -> score_shard (per shard; any process or machine) -> publish_run (one transaction)
 
 `score_partition` chains the three in one process (the CLI); the Airflow DAGs run them as separate
 tasks so shards spread over workers. Adapters import the entry points from here in one line
 (`from scoring import batch`, then `batch.plan_run(...)`); they load lazily, so importing
 `scoring.batch.partitions` in a DAG file costs no pandas, Arrow or SQLAlchemy import.
 
-    partitions  partition keys and their Hive-style folders
-    reader      an input file in bounded chunks (Parquet, CSV; local or S3)
-    plan        RunPlan: the run's files, model and staging place; job-name rules
-    shard       score one file, stage its predictions and rejected rows
-    rejects     rejected rows as storable JSON
-    staging     staged shard files, their removal and the sweep of stale ones
-    duplicates  ids a partition holds twice, found when the primary key objects
-    publish     one transaction per run; the reject-threshold policy
-    failures    the failed-run record every run that fails after planning leaves
-    run         score_partition: the whole run in one process
-    store/      the database: engines and the revision check, tables, writes, Alembic migrations
+    partitions    partition keys and their Hive-style folders
+    options       a run's options from a person (dataset, id field), checked before they touch a path
+    reader        an input file in bounded chunks (Parquet, CSV; local or S3)
+    pieces        shards sized by work: files and Parquet row groups packed into shards of about shard_rows rows
+    plan          RunPlan: the run's shards, model and staging place; job-name rules
+    record_names  how a run names its records: the id column, or file and row
+    shard         score one shard chunk by chunk, stage its predictions and rejected rows
+    outputs       a classifier's label and class probabilities, staged beside each prediction
+    rejects       rejected rows as storable JSON
+    monitor       a run's monitoring: per-shard accumulator states, merged into the partition's metrics
+    staging       staged shard files, their removal and the sweep of stale ones
+    duplicates    ids a partition holds twice, found when the primary key objects
+    publish       one transaction per run; the reject-threshold policy
+    failures      the failed-run record every run that fails after planning leaves
+    progress      a one-line progress counter on a terminal
+    run           score_partition: the whole run in one process
+    store/        the database: engines and the revision check, tables, writes (COPY), Alembic migrations
 """
 
 from __future__ import annotations
