@@ -152,7 +152,9 @@ def _read(uri: str) -> bytes:
         raise
     except Exception as exc:
         if _is_transient(exc):
-            raise BundleUnreachable(f"cannot reach {uri} now: {type(exc).__name__}; a later attempt may") from exc
+            raise BundleUnreachable(
+                f"cannot reach {uri} now ({type(exc).__name__}); a later attempt may succeed"
+            ) from exc
         raise ModelLoadError(f"cannot read {uri}: {type(exc).__name__}") from exc
 
 
