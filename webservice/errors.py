@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from scoring.errors import InvalidInput, ModelLoadError, ScoringError
+from scoring.errors import BundleUnreachable, InvalidInput, ModelLoadError, ScoringError
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def to_api_error(exc: BaseException) -> ApiError:
         ]
         message = f"{len(problems)} record(s) failed validation" if problems else str(exc)
         return ApiError(422, "invalid_input", message, {"problems": problems})
-    if isinstance(exc, ModelLoadError):
+    if isinstance(exc, (ModelLoadError, BundleUnreachable)):
         # The reason can name paths and buckets; it is logged, not sent.
         return ApiError(503, "model_unavailable", "the model is not loaded; see the service log", {})
     if isinstance(exc, HTTPException):

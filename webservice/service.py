@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import current_app
 
-from scoring.errors import ModelLoadError
+from scoring.errors import BundleUnreachable, ModelLoadError
 from scoring.model.bundle import Manifest, ModelBundle, load_bundle
 from scoring.model.predict import Predictor
 from scoring.model.records import RecordOutcome, score_records
@@ -72,7 +72,7 @@ def load_model(settings: Settings, bundle: ModelBundle | None) -> LoadedModel | 
             bundle = load_bundle(settings.model_uri, BundleTrust.from_settings(settings))
         predictor = Predictor(bundle)
         warm_up(predictor)
-    except ModelLoadError as exc:
+    except (ModelLoadError, BundleUnreachable) as exc:
         log.error("model bundle not loaded: %s", exc)
         return None
     except Exception:
