@@ -388,6 +388,7 @@ def test_cleanup_records_a_failed_run_from_its_plan_when_the_bundle_is_gone(
         ("DatabaseBehind", False),  # waits for `scoring db upgrade`, which no retry runs
         ("PublishError", True),  # a database that refused the transaction may take it next time
         ("DatabaseUnavailable", True),  # a database that is down may be back on the next try
+        ("BundleUnreachable", True),  # the network, S3 throttling or a 5xx: a later attempt may read it
         ("PartitionNotFound", True),
         ("ConfigError", False),
         ("UnknownRecipe", False),
