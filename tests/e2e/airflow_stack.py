@@ -113,8 +113,11 @@ class AirflowApi:
         """The UI's "Clear" on a finished run: every task instance runs again, under the same run_id."""
         self.call("POST", f"/dags/{dag_id}/dagRuns/{run_id}/clear", json={"dry_run": False})
 
-    def backfill(self, dag_id: str, from_date: str, to_date: str) -> dict:
-        """A backfill over logical dates [from_date, to_date]; completed runs in the range run again."""
+    def backfill(self, dag_id: str, from_date: str, to_date: str, conf: dict | None = None) -> dict:
+        """A backfill over logical dates [from_date, to_date]; completed runs in the range run again.
+
+        `conf` is what the Backfill form's params send: the same conf for every run it makes.
+        """
         body = {
             "dag_id": dag_id,
             "from_date": from_date,
@@ -122,6 +125,9 @@ class AirflowApi:
             "reprocess_behavior": "completed",
             "max_active_runs": 2,
         }
+        if conf is not None:
+            # Only when given: an empty conf would also replace the conf of the runs it reprocesses
+            body["dag_run_conf"] = conf
         return self.call("POST", "/backfills", json=body)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
@@ -297,6 +303,14 @@ class AirflowStack:
         """ERROR lines in the task logs of one DAG run: a clean, successful run has none."""
         run_logs = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
         return [line for path in sorted(run_logs.rglob("*.log")) for line in _error_lines(path)]
+
+    def task_log_events(self, dag_id: str, run_id: str, task_id: str) -> list[str]:
+        """The messages a task of one DAG run logged, every try, in order (the UI's log view, line by line)."""
+        run_logs = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        lines = [
+            line for path in sorted(run_logs.rglob("*.log")) for line in path.read_text(errors="replace").splitlines()
+        ]
+        return [json.loads(line).get("event", "") for line in lines if line.startswith("{")]
 
     def grep_log(self, name: str, needle: str) -> list[str]:
         return [line for line in self.log_path(name).read_text(errors="replace").splitlines() if needle in line]

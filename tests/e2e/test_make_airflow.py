@@ -104,6 +104,17 @@ def test_make_airflow_from_a_fresh_shell_comes_up_healthy_and_stops_cleanly(tmp_
         # ... and the components run the venv's airflow, found on the PATH make sets, not the caller's
         commands = {" ".join(p.cmdline()[:3]) for p in family if p.is_running()}
         assert any(str(ROOT / ".venv" / "bin" / "airflow") in c for c in commands), commands
+        # ... with LocalExecutor sized to the machine: two tasks per core (nproc counts the usable ones),
+        # said in the banner and given to the components, not Airflow's default of 32
+        cores = len(os.sched_getaffinity(0))
+        banner = log_path.read_text(errors="replace")
+        assert f"LocalExecutor: at most {2 * cores} tasks at once ({cores} cores;" in banner
+        parallelism = {
+            p.environ().get("AIRFLOW__CORE__PARALLELISM")
+            for p in family
+            if p.is_running() and "airflow" in " ".join(p.cmdline()[:3])
+        }
+        assert parallelism == {str(2 * cores)}, parallelism
     except BaseException:
         print(log_path.read_text(errors="replace")[-5000:])
         raise
