@@ -179,7 +179,7 @@ def publish_run(settings: Settings, plan: dict, shard_results: list[dict]) -> di
     from scoring.model.trust import BundleTrust
 
     run_plan = batch.RunPlan.from_dict(plan)
-    shards = [batch.ShardResult.from_dict(result) for result in shard_results]
+    shards = this_runs_shards(run_plan, [batch.ShardResult.from_dict(result) for result in shard_results])
     with predictions_db(settings) as engine:
         require_current(engine)
         summary = batch.publish_planned_run(
@@ -200,6 +200,15 @@ def publish_run(settings: Settings, plan: dict, shard_results: list[dict]) -> di
             settings.drift_threshold,
         )
     return summary.to_dict()
+
+
+def this_runs_shards(run_plan: RunPlan, results: list) -> list:
+    """The shard results this scoring run staged; leftovers of an earlier try are not this run's.
+
+    When a cleared run plans fewer shards than before, Airflow marks the extra mapped tasks removed but
+    still hands publish the results they returned on the earlier try, staged under that try's run id.
+    """
+    return [result for result in results if result.predictions_uri.startswith(run_plan.shard_prefix(result.shard))]
 
 
 def drift_extra(summary: dict, dag_id: str) -> dict | None:

@@ -485,3 +485,33 @@ def test_every_task_body_runs_inside_task_errors(dagbag, monkeypatch):
         # When the task's body runs, Then it fails at once with the error's one line
         with pytest.raises(AirflowFailException, match="^ConfigError: boom$"):
             body(*arguments)
+
+
+def test_publish_counts_only_the_shards_this_scoring_run_staged(tmp_path, demo_bundle):
+    """A cleared run that now plans fewer shards is still handed its removed mapped tasks' old results."""
+    from scoring import batch
+    from scoring.demo.synthetic import write_partition
+    from scoring_airflow.run_tasks import this_runs_shards
+
+    key = PartitionKey.parse("2026-01-01T13")
+    write_partition(str(tmp_path / "in"), "rides", key, make_rides(30), files=1)
+    plan = batch.plan_run(
+        job="score_rides_hourly",
+        partition=key,
+        input_root=str(tmp_path / "in"),
+        dataset="rides",
+        staging_root=str(tmp_path / "staging"),
+        run_id="manual__x.try2",
+        model_uri="unused",
+        model=demo_bundle.manifest,
+    )
+    earlier = plan.shard_prefix(0).replace("manual__x.try2", "manual__x.try1")
+
+    def result(prefix: str, shard: int) -> batch.ShardResult:
+        return batch.ShardResult("f", 30, 30, 0, f"{prefix}.predictions.parquet", f"{prefix}.rejects", "now", shard)
+
+    # Given this try's one shard, and two results an earlier try of three shards left behind
+    this_try = result(plan.shard_prefix(0), 0)
+    leftovers = [result(earlier.replace("shard-00000", f"shard-0000{i}"), i) for i in (1, 2)]
+    # Then publish counts only this try's
+    assert this_runs_shards(plan, [this_try, *leftovers]) == [this_try]
