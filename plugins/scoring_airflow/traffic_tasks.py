@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_ARGS = {"owner": "ml-platform", "retries": 3, "retry_delay": timedelta(seconds=30)}
+# The task's Docs tab: what it does and what its failure means.
+TASK_DOC = """Reads the hour's prediction_log rows per source, writes traffic_metrics (replacing the hour's
+rows) and, when a source's hour drifted, updates the drift Asset. **Fails at once** for an hour that
+is not YYYY-MM-DDTHH, a malformed setting or drift threshold, a missing or untrusted bundle, or a
+database that needs `scoring db upgrade`; retries when the database is unreachable."""
 
 
 def run_monitoring(context: Mapping[str, Any], dag_id: str) -> dict[str, Any]:
@@ -117,14 +122,8 @@ def traffic_dag(*, dag_id: str, doc_md: str | None, start_date: datetime | None 
         },
     )
     def monitor():
-        @task(outlets=[drifted_alias], show_return_value_in_logs=False)
+        @task(outlets=[drifted_alias], show_return_value_in_logs=False, doc_md=TASK_DOC)
         def monitor_traffic() -> dict:
-            """Reads the hour's prediction_log rows per source, writes traffic_metrics, emits drift.
-
-            **Fails at once** for an hour that is not YYYY-MM-DDTHH, a malformed setting or drift threshold,
-            a missing or untrusted bundle, or a database that needs `scoring db upgrade`; retries when the
-            database is unreachable.
-            """
             with task_errors():
                 return run_monitoring(get_current_context(), dag_id)
 

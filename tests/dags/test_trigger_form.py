@@ -181,13 +181,15 @@ print("ADDED", json.dumps(sorted(set(sys.modules) - before)))
     assert not added & {"scoring.model", "scoring.batch.plan", "scoring.batch.store", "scoring.batch.store.writes"}
 
 
-@pytest.mark.parametrize("dag_id", DAG_IDS)
+@pytest.mark.parametrize("dag_id", [*DAG_IDS, "monitor_traffic"])
 def test_the_dag_and_every_task_say_what_they_do(dags, dag_id):
     dag = dags[dag_id]
     assert dag.description and len(dag.description) < 200  # shown in the DAGs list
     for task in dag.tasks:
         assert task.doc_md and len(task.doc_md.split()) > 15, task.task_id
         assert "fail" in task.doc_md.lower(), task.task_id  # what a failure means
+        # Markdown: a line indented four spaces would render as a code block
+        assert not [line for line in task.doc_md.splitlines() if line.startswith("    ")], task.task_id
 
 
 @pytest.mark.parametrize(
