@@ -75,6 +75,7 @@ def plan(options: RunOptions, *, job: str, partition: str, run_id: str) -> dict:
     the run before any shard is scored.
     """
     from scoring import batch
+    from scoring.batch.failures import planning_failures_recorded
     from scoring.model.bundle import read_manifest
     from scoring.model.trust import BundleTrust
 
@@ -82,21 +83,23 @@ def plan(options: RunOptions, *, job: str, partition: str, run_id: str) -> dict:
 
     with predictions_db(settings) as engine:
         require_current(engine)
-    # The trigger form may name another bundle: it must lie below a trusted root before a byte is read.
-    manifest = read_manifest(settings.model_uri, BundleTrust.from_settings(settings))
-    run_plan = batch.plan_run(
-        job=job,
-        partition=batch.PartitionKey.parse(partition),
-        input_root=settings.input_root,
-        dataset=settings.dataset,
-        staging_root=settings.staging_root,
-        run_id=run_id,
-        model_uri=settings.model_uri,
-        model=manifest,
-        id_field=options.id_field,
-        require_id=options.require_id,
-        shard_rows=settings.shard_rows,
-    )
+        # A run refused here (untrusted bundle, bad id field, missing partition) still leaves its failed row.
+        with planning_failures_recorded(engine, job=job, partition=partition, run_id=run_id):
+            # The trigger form may name another bundle: it must lie below a trusted root before a byte is read.
+            manifest = read_manifest(settings.model_uri, BundleTrust.from_settings(settings))
+            run_plan = batch.plan_run(
+                job=job,
+                partition=batch.PartitionKey.parse(partition),
+                input_root=settings.input_root,
+                dataset=settings.dataset,
+                staging_root=settings.staging_root,
+                run_id=run_id,
+                model_uri=settings.model_uri,
+                model=manifest,
+                id_field=options.id_field,
+                require_id=options.require_id,
+                shard_rows=settings.shard_rows,
+            )
     log.info(
         "run %s scores %d file(s) of %s in %d shard(s) of about %d rows with %s v%s",
         run_id,

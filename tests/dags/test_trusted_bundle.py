@@ -50,3 +50,8 @@ def test_a_model_bundle_param_outside_the_roots_fails_plan_without_retries(
     # And nothing was scored, and the pickle never ran
     assert not [ti for ti in run.get_task_instances() if ti.task_id == "score_shard" and ti.state == "success"]
     assert not marker.exists()
+    # And the refused run left its failed row with the reason, naming no model from the untrusted manifest
+    with pg_engine.connect() as connection:
+        rows = connection.exec_driver_sql("select status, message, model_name from scoring_runs").all()
+    assert [(status, model) for status, _, model in rows] == [("failed", "")]
+    assert "could not be planned" in rows[0][1] and "outside the trusted model roots" in rows[0][1]
