@@ -12,6 +12,7 @@ making bundles: scoring.model.importing.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from scoring.model.manifest import DEFAULT_OUTPUT, MANIFEST_NAME, Manifest
 from scoring.model.reference import ReferenceProfile
 from scoring.model.schema import InputSchema
 from scoring.model.trust import BundleTrust, read_without_links
+from scoring.model.trust import _shown as shown
 
 # S3's answers for "too many requests now" and its own failures (some come with a 400 status, not a 5xx).
 TRANSIENT_S3_CODES = frozenset(
@@ -41,8 +43,32 @@ TRANSIENT_S3_CODES = frozenset(
         "TooManyRequestsException",
     }
 )
-# What a local read answers when the file is absent, not ours to read, or a folder: the same on every attempt.
-LASTING_OS_ERRORS = (FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError)
+# The OS errors a later read may not meet: the network or a network file system failing or timing out, a busy
+# or stale file, a full kernel buffer, an interrupted call. Any other errno (a name too long, a bad argument, no
+# such device, a read-only file system, a file not ours to read...) is met again on every attempt. ENOMEM is not
+# here: the same bundle read in the same container meets the same memory limit, so retrying only delays the error.
+TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.EIO,
+        errno.EAGAIN,
+        errno.EWOULDBLOCK,
+        errno.EINTR,
+        errno.ETIMEDOUT,
+        errno.ECONNRESET,
+        errno.ECONNREFUSED,
+        errno.ECONNABORTED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.ENETRESET,
+        errno.EPIPE,
+        errno.ESTALE,
+        errno.EBUSY,
+        errno.ENOBUFS,
+    }
+)
+# The same failures as classes, since a socket timeout or a dropped connection may come with no errno at all.
+TRANSIENT_OS_ERRORS = (TimeoutError, ConnectionError, InterruptedError, BlockingIOError)
 
 # Re-exported for the adapters, which import a bundle's manifest and default output name from here.
 __all__ = [
@@ -95,11 +121,11 @@ def load_bundle(uri: str, trust: BundleTrust) -> ModelBundle:
     try:
         data = _read(artifact_uri)
     except FileNotFoundError as exc:
-        raise ModelLoadError(f"cannot read {artifact_uri}: {type(exc).__name__}") from exc
+        raise ModelLoadError(f"cannot read {shown(artifact_uri)}: {type(exc).__name__}") from exc
     actual = sha256_of(data)
     if actual != manifest.sha256:
         raise BundleIntegrityError(
-            f"{artifact_uri} has sha256 {actual} but {MANIFEST_NAME} expects {manifest.sha256}; refusing to unpickle it"
+            f"{shown(artifact_uri)} has sha256 {actual} but {MANIFEST_NAME} expects {manifest.sha256}; refusing to unpickle it"
         )
     loaded, _ = load_artifact(
         data, manifest.serialization, manifest.skops_trusted_types, artifact_uri, manifest.sklearn_version
@@ -122,19 +148,23 @@ def read_reference(location: str, manifest: Manifest) -> ReferenceProfile | None
     try:
         data = _read(uri)
     except FileNotFoundError:
-        raise BundleIntegrityError(f"{MANIFEST_NAME} names the reference profile {uri}, which does not exist") from None
+        raise BundleIntegrityError(
+            f"{MANIFEST_NAME} names the reference profile {shown(uri)}, which does not exist"
+        ) from None
     actual = sha256_of(data)
     if actual != manifest.reference["sha256"]:
         raise BundleIntegrityError(
-            f"{uri} has sha256 {actual} but {MANIFEST_NAME} expects {manifest.reference['sha256']}; refusing it"
+            f"{shown(uri)} has sha256 {actual} but {MANIFEST_NAME} expects {manifest.reference['sha256']}; refusing it"
         )
     try:
         raw = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise ModelLoadError(f"{uri} is not valid JSON") from None
+        raise ModelLoadError(f"{shown(uri)} is not valid JSON") from None
     profile = ReferenceProfile.from_json(raw)
     if profile.output != manifest.output:
-        raise ModelLoadError(f"{uri} profiles the output {profile.output!r} but the manifest's is {manifest.output!r}")
+        raise ModelLoadError(
+            f"{shown(uri)} profiles the output {profile.output!r} but the manifest's is {manifest.output!r}"
+        )
     return profile
 
 
@@ -153,19 +183,22 @@ def _read(uri: str) -> bytes:
     except Exception as exc:
         if _is_transient(exc):
             raise BundleUnreachable(
-                f"cannot reach {uri} now ({type(exc).__name__}); a later attempt may succeed"
+                f"cannot reach {shown(uri)} now ({type(exc).__name__}); a later attempt may succeed"
             ) from exc
-        raise ModelLoadError(f"cannot read {uri}: {type(exc).__name__}") from exc
+        raise ModelLoadError(f"cannot read {shown(uri)}: {type(exc).__name__}") from exc
 
 
 def _is_transient(exc: BaseException) -> bool:
-    """Whether reading again may succeed: a connection or timeout error, S3 throttling or a 5xx, an I/O error."""
-    if isinstance(exc, OSError):
-        return not isinstance(exc, LASTING_OS_ERRORS)
-    from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
+    """Whether reading again may succeed: a network or I/O errno, a timeout, S3 throttling or a 5xx."""
+    # No early "False" for other OSErrors: botocore's timeouts are OSErrors too (through requests), with no errno.
+    if isinstance(exc, TRANSIENT_OS_ERRORS) or (isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS):
+        return True
+    from botocore.exceptions import ClientError, CredentialRetrievalError, HTTPClientError, IncompleteReadError
     from botocore.exceptions import ConnectionError as EndpointError
 
-    if isinstance(exc, (EndpointError, HTTPClientError, IncompleteReadError)):
+    # CredentialRetrievalError: the container's credentials endpoint failed or timed out before S3 was asked
+    # (a misconfigured credential_process raises it too; that one fails again after the task's few retries).
+    if isinstance(exc, (EndpointError, HTTPClientError, IncompleteReadError, CredentialRetrievalError)):
         return True
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -181,10 +214,10 @@ def _manifest_at(location: str, uri: str, trust: BundleTrust) -> Manifest:
         manifest_raw = json.loads(_read(manifest_uri))
     except FileNotFoundError:
         raise ModelLoadError(
-            f"no model bundle at {uri}: {manifest_uri} does not exist (run `scoring demo` or `scoring model import`)"
+            f"no model bundle at {shown(uri)}: {MANIFEST_NAME} does not exist (run `scoring demo` or `scoring model import`)"
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise ModelLoadError(f"{manifest_uri} is not valid JSON") from None
+        raise ModelLoadError(f"{shown(manifest_uri)} is not valid JSON") from None
     if isinstance(manifest_raw, dict):
         trust.check_signature(manifest_raw, manifest_uri)
     return Manifest.from_json(manifest_raw, manifest_uri)

@@ -1,16 +1,20 @@
-"""A bundle that cannot be reached right now (network, S3 throttling or a 5xx) is BundleUnreachable, which a
-retry may fix; a bundle that is missing, unreadable for good or untrusted stays ModelLoadError, which none does."""
+"""A bundle that cannot be reached right now (network, S3 throttling or a 5xx, a credentials endpoint timing out,
+an errno a retry may fix) is BundleUnreachable; a bundle that is missing, unreadable for good or untrusted (any
+other errno) stays ModelLoadError, which no retry fixes. Either message shows the URI bounded."""
 
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 
 import pytest
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
+    CredentialRetrievalError,
     EndpointConnectionError,
+    NoCredentialsError,
     ReadTimeoutError,
 )
 
@@ -40,6 +44,9 @@ TRANSIENT = [
     ConnectionResetError(errno.ECONNRESET, "connection reset by peer"),
     TimeoutError(errno.ETIMEDOUT, "timed out"),
     OSError(errno.EIO, "input/output error"),
+    # the container's or instance's credentials endpoint timing out before S3 is even asked
+    CredentialRetrievalError(provider="container-role", error_msg="Read timeout on endpoint URL"),
+    TimeoutError("timed out"),  # a socket timeout carries no errno
 ]
 LASTING = [
     client_error("NoSuchKey", 404),
@@ -47,7 +54,43 @@ LASTING = [
     client_error("NoSuchBucket", 404),
     PermissionError(errno.EACCES, "permission denied"),
     IsADirectoryError(errno.EISDIR, "is a directory"),
+    NoCredentialsError(),
     ValueError("something no retry changes"),
+]
+# Errnos a later attempt may not meet (the network, a busy or stale file, a host short of buffers) ...
+TRANSIENT_ERRNOS = [
+    "EIO",
+    "EAGAIN",
+    "EINTR",
+    "ETIMEDOUT",
+    "ECONNRESET",
+    "ECONNREFUSED",
+    "ECONNABORTED",
+    "EHOSTUNREACH",
+    "ENETUNREACH",
+    "ENETDOWN",
+    "ENETRESET",
+    "EPIPE",
+    "ESTALE",
+    "EBUSY",
+    "ENOBUFS",
+]
+# ... and errnos every attempt meets again: the name, the path or the file itself is wrong.
+LASTING_ERRNOS = [
+    "ENAMETOOLONG",
+    "ELOOP",
+    "EINVAL",
+    "ENXIO",
+    "ENODEV",
+    "EROFS",
+    "EACCES",
+    "EPERM",
+    "ENOTDIR",
+    "EISDIR",
+    "EBADF",
+    "EFBIG",
+    "EOVERFLOW",
+    "ENOMEM",
 ]
 
 
@@ -78,6 +121,58 @@ def test_a_missing_forbidden_or_otherwise_bad_read_stays_a_model_load_error(monk
     # When the bundle is loaded, Then it is ModelLoadError ("cannot read"), which no retry fixes
     with pytest.raises(ModelLoadError, match=r"cannot read s3://models/rides/1/model\.json"):
         load_bundle(S3_BUNDLE, S3_TRUST)
+
+
+@pytest.mark.parametrize("name", TRANSIENT_ERRNOS)
+def test_an_os_error_with_an_errno_a_retry_may_fix_is_bundle_unreachable(monkeypatch, name):
+    # Given a read failing with a bare OSError carrying an errno a later attempt may not meet
+    number = getattr(errno, name)
+    monkeypatch.setattr(bundle_module.storage, "read_bytes", failing_read(OSError(number, os.strerror(number))))
+    # When the bundle is loaded, Then it could not be reached now (a retry may succeed)
+    with pytest.raises(BundleUnreachable, match=r"cannot reach s3://models/rides/1/model\.json"):
+        load_bundle(S3_BUNDLE, S3_TRUST)
+
+
+@pytest.mark.parametrize("name", LASTING_ERRNOS)
+def test_an_os_error_with_an_errno_no_retry_fixes_is_a_model_load_error(monkeypatch, name):
+    # Given a read failing with an OSError whose errno says the name, the path or the file is wrong
+    number = getattr(errno, name)
+    monkeypatch.setattr(bundle_module.storage, "read_bytes", failing_read(OSError(number, os.strerror(number))))
+    # When the bundle is loaded, Then it fails for good (no retry), naming the file
+    with pytest.raises(ModelLoadError, match=r"cannot read s3://models/rides/1/model\.json"):
+        load_bundle(S3_BUNDLE, S3_TRUST)
+
+
+def test_a_bundle_name_longer_than_the_file_system_allows_fails_at_once(tmp_path):
+    # Given a trusted root and a bundle name over NAME_MAX (the trigger form's Model bundle field is free text)
+    uri = str(tmp_path / ("a" * 5000))
+    # When it is loaded, Then ModelLoadError (ENAMETOOLONG never passes), not a BundleUnreachable retried for nothing
+    with pytest.raises(ModelLoadError) as raised:
+        load_bundle(uri, BundleTrust(roots=(str(tmp_path),)))
+    # and the message shows the name bounded, not all 5000 characters
+    assert "a" * 100 in str(raised.value) and "a" * 300 not in str(raised.value)
+
+
+@pytest.mark.parametrize("error", [OSError(errno.EIO, "input/output error"), OSError(errno.EINVAL, "invalid")])
+def test_a_hostile_uri_is_shown_bounded_and_printable(monkeypatch, error):
+    # Given a bundle URI under the trusted root with a very long key and a line break (to forge a log line)
+    uri = "s3://models/" + "b" * 10_000 + "\nFAKE LOG LINE"
+    monkeypatch.setattr(bundle_module.storage, "read_bytes", failing_read(error))
+    # When its read fails either way, Then the message holds a bounded, one-line form of the URI
+    with pytest.raises((BundleUnreachable, ModelLoadError)) as raised:
+        read_manifest(uri, S3_TRUST)
+    message = str(raised.value)
+    assert message.startswith("cannot ") and "b" * 150 in message
+    assert len(message) < 400 and "\n" not in message
+
+
+def test_a_missing_bundle_under_a_long_path_is_named_bounded(tmp_path):
+    # Given a trusted root and a missing bundle whose path is long though each name in it is allowed
+    uri = str(tmp_path.joinpath(*["c" * 200] * 20))
+    # When it is loaded, Then the "no model bundle" message shows the path bounded, not its 4000 characters twice
+    with pytest.raises(ModelLoadError, match="no model bundle at") as raised:
+        load_bundle(uri, BundleTrust(roots=(str(tmp_path),)))
+    assert len(str(raised.value)) < 600
 
 
 def test_a_local_artifact_that_fails_with_an_io_error_is_unreachable(monkeypatch, demo_bundle_dir, tmp_path):
