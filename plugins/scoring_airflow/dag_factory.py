@@ -67,7 +67,8 @@ where it looks. Reads the input root only. **Fails** (no retry) when no data arr
 {partition_tasks.describe_span(WAIT[cadence])}, naming the partition and the folder; clear the task to look again.""",
         "plan": """Fixes the run: checks the predictions database is at this code's revision, reads and
 verifies the model bundle (it must lie below a trusted root) and lists the partition's files. Writes
-the plan to XCom, nothing to the database. **Fails at once** for a database that needs
+the plan to XCom; a run refused here (on its last try, or at once for what a retry cannot fix) is
+recorded as a failed run in `scoring_runs`. **Fails at once** for a database that needs
 `scoring db upgrade`, a missing or untrusted bundle, a bad job name, or an *Id field* that is one
 of the model's inputs; retries when the database is unreachable.""",
         "list_shards": """Turns the plan's shards into one index per shard, so that `score_shard` maps
@@ -100,7 +101,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
 
     # A cron string alone gives data_interval_start == data_interval_end in Airflow 3; the interval
     # timetable gives each scheduled run a real hour (or day), run once it has ended, with its logical
-    # date at its start. Partitions follow the logical date (run_tasks.resolve_partition), so a manual
+    # date at its start. Partitions follow the logical date (partition_tasks.resolve_partition), so a manual
     # or backfill run at 03:00 scores exactly what the scheduled 03:00 run scores.
     timetable = CronDataIntervalTimetable(CRON[cadence], timezone="UTC")
     asset = predictions_asset(dag_id)
@@ -215,6 +216,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
                     job=dag_id,
                     partition=partition,
                     run_id=run_tasks.scoring_run_id(context["run_id"], context["ti"].try_number),
+                    last_try=context["ti"].try_number > context["ti"].max_tries,
                 )
 
         @task(doc_md=docs["list_shards"])

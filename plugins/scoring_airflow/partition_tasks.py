@@ -38,20 +38,29 @@ def run_options(params: Mapping[str, Any]) -> RunOptions:
     to resolve_partition.
     """
     from scoring.batch.options import validate_dataset, validate_id_field
-    from scoring.settings import Settings
+    from scoring.settings import Settings, checked_drift_threshold
 
     if params.get("dataset"):
         validate_dataset(params["dataset"])
     if params.get("id_field"):
         validate_id_field(params["id_field"])
+    # Checked under the form's own name (a bad value is the user's, not the environment's); 0 is refused, not
+    # taken for an empty field.
+    drift_threshold = checked_drift_threshold(_given(params, "drift_threshold"), "the form's drift_threshold")
     settings = Settings.from_env().with_overrides(
         model_uri=params.get("model_uri") or None,
         reject_threshold=params.get("reject_threshold"),
         dataset=params.get("dataset") or None,
         shard_rows=params.get("shard_rows") or None,
-        drift_threshold=params.get("drift_threshold") or None,
+        drift_threshold=drift_threshold,
     )
     return RunOptions(settings, id_field=params.get("id_field") or None, require_id=bool(params.get("require_id")))
+
+
+def _given(params: Mapping[str, Any], name: str) -> Any:
+    """A form field's value, None when it was left empty."""
+    value = params.get(name)
+    return None if value is None or value == "" else value
 
 
 def settings_for(params: Mapping[str, Any]) -> Settings:

@@ -10,6 +10,7 @@ once with DatabaseBehind (run `scoring db upgrade` at deploy time).
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,27 +65,45 @@ def predictions_db(settings: Settings) -> Iterator[Engine]:
 
 
 def scoring_run_id(dag_run_id: str, try_number: int) -> str:
-    """The scoring run's id: the try number makes a cleared-and-rerun DAG run a new scoring run, never a clash."""
-    return f"{dag_run_id}.try{try_number}"
+    """The scoring run's id: the try number makes a cleared-and-rerun DAG run a new scoring run, never a clash.
+
+    A DAG run id too long for the column keeps its start and gains a hash of the whole, so two long ids
+    that differ only at the end stay two runs (Airflow allows 250 characters; scoring_runs holds 100).
+    """
+    from scoring.batch.plan import MAX_RUN_ID_LENGTH
+
+    suffix = f".try{try_number}"
+    if len(dag_run_id) + len(suffix) <= MAX_RUN_ID_LENGTH:
+        return dag_run_id + suffix
+    digest = hashlib.sha256(dag_run_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    keep = MAX_RUN_ID_LENGTH - len(suffix) - len(digest) - 1
+    return f"{dag_run_id[:keep]}~{digest}{suffix}"
 
 
-def plan(options: RunOptions, *, job: str, partition: str, run_id: str) -> dict:
+def plan(options: RunOptions, *, job: str, partition: str, run_id: str, last_try: bool = True) -> dict:
     """Fix the run: its files, its staging place, the verified model it will use and its id options.
 
     The database's revision is checked first, so a database that needs `scoring db upgrade` fails
-    the run before any shard is scored.
+    the run before any shard is scored. A refusal is recorded as a failed run unless a retry will follow.
     """
     from scoring import batch
     from scoring.batch.failures import planning_failures_recorded
     from scoring.model.bundle import read_manifest
     from scoring.model.trust import BundleTrust
+    from scoring_airflow.errors import NOT_RETRYABLE
 
     settings = options.settings
 
     with predictions_db(settings) as engine:
         require_current(engine)
         # A run refused here (untrusted bundle, bad id field, missing partition) still leaves its failed row.
-        with planning_failures_recorded(engine, job=job, partition=partition, run_id=run_id):
+        with planning_failures_recorded(
+            engine,
+            job=job,
+            partition=partition,
+            run_id=run_id,
+            final=lambda exc: last_try or isinstance(exc, NOT_RETRYABLE),
+        ):
             # The trigger form may name another bundle: it must lie below a trusted root before a byte is read.
             manifest = read_manifest(settings.model_uri, BundleTrust.from_settings(settings))
             run_plan = batch.plan_run(

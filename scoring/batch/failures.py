@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
@@ -70,7 +70,13 @@ def record_failed_run(
 
 @contextmanager
 def planning_failures_recorded(
-    engine: Engine, *, job: str, partition: PartitionKey | str, run_id: str, source_uri: str = ""
+    engine: Engine,
+    *,
+    job: str,
+    partition: PartitionKey | str,
+    run_id: str,
+    source_uri: str = "",
+    final: Callable[[Exception], bool] = lambda exc: True,
 ) -> Iterator[None]:
     """Record a failed run (reason, no model, no rows) if the block that plans run `run_id` raises; re-raise.
 
@@ -78,12 +84,16 @@ def planning_failures_recorded(
     checking the run's options): a run refused there has no plan to record from, yet must leave its
     row. No model is named: a bundle refused as untrusted must not have its manifest's word recorded.
     A job name that cannot be stored is raised before anything else, as there is no row to write it in.
+    `final` says whether a failure ends the run: one that its orchestrator will retry is not recorded, so a
+    retried plan leaves one row, not one per try.
     """
     validate_job_name(job)
     started_at = datetime.now(timezone.utc).isoformat()
     try:
         yield
     except Exception as exc:
+        if not final(exc):
+            raise
         unplanned = RunPlan(
             run_id=run_id,
             job=job,

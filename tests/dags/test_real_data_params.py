@@ -103,6 +103,41 @@ def test_the_dataset_param_becomes_the_runs_dataset(monkeypatch):
     assert (empty.id_field, empty.require_id) == (None, False)
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0, -0.5, True])
+def test_a_bad_drift_threshold_in_the_form_is_named_as_the_forms_and_never_becomes_the_default(monkeypatch, value):
+    # Given a deployment whose own drift threshold is fine
+    from scoring_airflow.partition_tasks import settings_for
+
+    monkeypatch.setenv("SCORING_DRIFT_THRESHOLD", "0.2")
+    # When a run's form (or the API) gives a threshold that would switch detection off or be silently replaced,
+    # Then the run refuses it naming the form's field, not the environment's variable
+    with pytest.raises(ConfigError, match="the form's drift_threshold must be a finite positive number") as refused:
+        settings_for({"drift_threshold": value})
+    assert "SCORING_DRIFT_THRESHOLD" not in str(refused.value)
+
+
+def test_an_empty_drift_threshold_keeps_the_deployments_and_a_given_one_wins(monkeypatch):
+    from scoring_airflow.partition_tasks import settings_for
+
+    monkeypatch.setenv("SCORING_DRIFT_THRESHOLD", "0.2")
+    assert settings_for({"drift_threshold": None}).drift_threshold == 0.2
+    assert settings_for({"drift_threshold": ""}).drift_threshold == 0.2
+    assert settings_for({"drift_threshold": 0.05}).drift_threshold == 0.05
+
+
+def test_a_dag_run_id_too_long_for_the_runs_table_still_names_one_scoring_run_per_try():
+    from scoring.batch.plan import MAX_RUN_ID_LENGTH
+    from scoring_airflow.run_tasks import scoring_run_id
+
+    # Given Airflow run ids up to its own limit of 250 characters, two of them alike but for their end
+    short, long_a, long_b = "manual__2026-01-01T03:00:00+00:00", "x" * 249 + "a", "x" * 249 + "b"
+    # Then a short one reads as before, and long ones fit the table, stay distinct and keep their try
+    assert scoring_run_id(short, 2) == f"{short}.try2"
+    ids = {scoring_run_id(run, try_number) for run in (long_a, long_b) for try_number in (1, 2)}
+    assert len(ids) == 4 and all(len(i) <= MAX_RUN_ID_LENGTH and i.startswith("xxxx") for i in ids)
+    assert scoring_run_id(long_a, 1).endswith(".try1") and scoring_run_id(long_a, 1) == scoring_run_id(long_a, 1)
+
+
 # --- whole runs ---------------------------------------------------------------------------------
 
 
