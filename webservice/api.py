@@ -10,7 +10,7 @@ from webservice.auth import requires_api_key
 from webservice.errors import ApiError
 from webservice.openapi import OPENAPI_PATH, record_schema
 from webservice.payload import parse_predict_body, render_batch, render_single, require_json, require_scored
-from webservice.service import current_service
+from webservice.service import current_service, require_model
 
 api = Blueprint("api", __name__)
 
@@ -20,15 +20,16 @@ api = Blueprint("api", __name__)
 def predict() -> dict[str, Any]:
     """Score one flat record, or `{"records": [...]}` in order, with one vectorised predict."""
     service = current_service()
-    model = service.require_model()
+    state = service.current()
+    model = require_model(state)
     manifest = model.manifest
     require_json(request.mimetype)
     body = parse_predict_body(read_body(service.settings.max_request_bytes), service.settings.max_request_records)
     outcomes = model.score(body.records)
     require_scored(outcomes, body.records, manifest.id_field)
     service.metrics.count_predictions(len(outcomes), manifest.name, manifest.version)
-    if service.prediction_log is not None:
-        service.prediction_log.record(outcomes, body.records, manifest.name, manifest.version)
+    if state.prediction_log is not None:
+        state.prediction_log.record(outcomes, body.records, manifest.name, manifest.version)
     if body.batch:
         return render_batch(outcomes, body.records, manifest)
     return render_single(outcomes[0], manifest)

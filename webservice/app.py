@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from flask import Flask
 
 from scoring.model.bundle import ModelBundle
@@ -10,14 +12,23 @@ from webservice.api import api
 from webservice.errors import register_error_handler
 from webservice.jsonio import use_fast_json
 from webservice.metrics import Metrics, time_requests
+from webservice.model_slot import ModelSlot, ModelState, backoff_delays
 from webservice.openapi import build_openapi
 from webservice.prediction_log import OnlinePredictionLog
 from webservice.readiness import DatabaseProbe, database_to_check
 from webservice.service import EXTENSION_KEY, LoadedModel, Service, load_model
 
 
-def create_app(settings: Settings | None = None, bundle: ModelBundle | None = None) -> Flask:
-    """Build the app: read settings, load the model once, wire endpoints, errors and metrics."""
+def create_app(
+    settings: Settings | None = None,
+    bundle: ModelBundle | None = None,
+    retry_delays: Callable[[], Iterable[float]] = backoff_delays,
+) -> Flask:
+    """Build the app: read settings, load the model once, wire endpoints, errors and metrics.
+
+    If the bundle store cannot be reached now, the model is loaded again in the background, waiting
+    `retry_delays()` seconds before each attempt, until it loads or fails for good (webservice.model_slot).
+    """
     settings = settings if settings is not None else Settings.from_env()
     app = Flask(__name__)
     # Werkzeug refuses a longer Content-Length and stops reading a chunked body here; the extra
@@ -26,16 +37,18 @@ def create_app(settings: Settings | None = None, bundle: ModelBundle | None = No
     # Keep keys in the order written: {<output>, "model_name", "model_version"}, predictions first; orjson writes.
     use_fast_json(app)
 
-    model = load_model(settings, bundle)
     database_url = database_to_check(settings)
     metrics = Metrics(settings.prometheus_multiproc_dir)
+
+    def serving(model: LoadedModel | None) -> ModelState:
+        openapi = build_openapi(model.manifest if model else None, settings)
+        return ModelState(model, openapi, prediction_log_of(settings, model, metrics))
+
     app.extensions[EXTENSION_KEY] = Service(
         settings=settings,
-        model=model,
+        slot=ModelSlot(lambda: serving(load_model(settings, bundle)), serving(None), retry_delays),
         database=DatabaseProbe(database_url) if database_url else None,
         metrics=metrics,
-        openapi=build_openapi(model.manifest if model else None, settings),
-        prediction_log=prediction_log_of(settings, model, metrics),
     )
     register_error_handler(app, metrics.count_error)
     time_requests(app, metrics)

@@ -18,6 +18,7 @@ from scoring.model.trust import BundleTrust
 from scoring.settings import Settings
 from webservice.batching import RequestCoalescer
 from webservice.metrics import Metrics
+from webservice.model_slot import ModelSlot, ModelState
 from webservice.prediction_log import OnlinePredictionLog
 from webservice.readiness import DatabaseProbe
 
@@ -47,32 +48,55 @@ class Service:
     """The composition root's products, kept on the app (never in module globals)."""
 
     settings: Settings
-    model: LoadedModel | None
+    # The model, its OpenAPI document and the prediction log: replaced together when a retried load succeeds.
+    slot: ModelSlot
     database: DatabaseProbe | None
     metrics: Metrics
-    openapi: dict[str, Any]
-    # Set when SCORING_PREDICTION_LOG_URL is: each scored record is queued for the prediction_log table.
-    prediction_log: OnlinePredictionLog | None = None
+
+    def current(self) -> ModelState:
+        """What this request is served from: read once, so one request never mixes two states."""
+        return self.slot.current()
+
+    @property
+    def model(self) -> LoadedModel | None:
+        return self.current().model
+
+    @property
+    def openapi(self) -> dict[str, Any]:
+        return self.current().openapi
+
+    @property
+    def prediction_log(self) -> OnlinePredictionLog | None:
+        """Set when SCORING_PREDICTION_LOG_URL is and a model is loaded: each scored record is queued for the table."""
+        return self.current().prediction_log
 
     def require_model(self) -> LoadedModel:
-        """The loaded model, or ModelLoadError when it could not be loaded at startup (the log says why)."""
-        if self.model is None:
-            raise ModelLoadError("no model loaded")
-        return self.model
+        """The loaded model, or ModelLoadError while it is not loaded (the log says why)."""
+        return require_model(self.current())
+
+
+def require_model(state: ModelState) -> LoadedModel:
+    """The state's model, or ModelLoadError when there is none."""
+    if state.model is None:
+        raise ModelLoadError("no model loaded")
+    return state.model
 
 
 def load_model(settings: Settings, bundle: ModelBundle | None) -> LoadedModel | None:
     """The model from `bundle`, or from settings.model_uri, warmed up; None (and one log line) if that fails.
 
     A service without its model still starts: /health answers, /ready says 503, and an orchestrator
-    keeps traffic on the previous version instead of watching a crash loop.
+    keeps traffic on the previous version instead of watching a crash loop. BundleUnreachable (the store
+    cannot be reached now) is raised instead, for the caller to try again (webservice.model_slot).
     """
     try:
         if bundle is None:
             bundle = load_bundle(settings.model_uri, BundleTrust.from_settings(settings))
         predictor = Predictor(bundle)
         warm_up(predictor)
-    except (ModelLoadError, BundleUnreachable) as exc:
+    except BundleUnreachable:
+        raise
+    except ModelLoadError as exc:
         log.error("model bundle not loaded: %s", exc)
         return None
     except Exception:

@@ -1,0 +1,112 @@
+"""The model a worker serves, swapped in once: loaded at startup, or later if the bundle store was unreachable then."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from scoring.errors import BundleUnreachable
+
+if TYPE_CHECKING:
+    from webservice.prediction_log import OnlinePredictionLog
+    from webservice.service import LoadedModel
+
+log = logging.getLogger(__name__)
+
+# A throttled or briefly unreachable store is asked again soon; one that stays down is asked once a minute.
+FIRST_RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 60.0
+
+
+def backoff_delays(first: float = FIRST_RETRY_SECONDS, cap: float = MAX_RETRY_SECONDS) -> Iterator[float]:
+    """Seconds to wait before each further attempt: `first`, doubling, never more than `cap`; endless."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * 2, cap)
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """Everything that depends on the loaded model, replaced as one object so a request never sees half of it."""
+
+    model: LoadedModel | None
+    openapi: dict[str, Any]
+    prediction_log: OnlinePredictionLog | None = None
+
+
+class ModelSlot:
+    """Holds the current ModelState; while the bundle store is unreachable, loads the model again in the background.
+
+    Only BundleUnreachable is retried: a missing, invalid or untrusted bundle (ModelLoadError) stays as
+    it is until the service is restarted. The retry loop starts lazily, in the process that serves
+    requests, at its first request (a /ready probe is one): gunicorn loads the app in its master and
+    forks, and a thread started before a fork does not run in the child. Requests read `current()`, a
+    single reference assigned once by the loop, so they need no lock.
+    """
+
+    def __init__(
+        self,
+        attempt: Callable[[], ModelState],
+        unloaded: ModelState,
+        delays: Callable[[], Iterable[float]] = backoff_delays,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._attempt = attempt
+        self._delays = delays
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._retrying_in: int | None = None  # the process whose retry loop runs
+        try:
+            self._state = attempt()
+            self._unreachable = False
+        except BundleUnreachable as exc:
+            log.error("model bundle not loaded: %s; trying again in the background", exc)
+            self._state = unloaded
+            self._unreachable = True
+
+    @property
+    def retrying(self) -> bool:
+        """Whether the model is still missing because the bundle store could not be reached."""
+        return self._unreachable
+
+    def current(self) -> ModelState:
+        """The state to serve this request from; starts this process's retry loop if the store was unreachable."""
+        state = self._state
+        if self._unreachable and self._retrying_in != os.getpid():
+            self._start_retrying()
+        return state
+
+    def _start_retrying(self) -> None:
+        with self._lock:
+            pid = os.getpid()
+            if not self._unreachable or self._retrying_in == pid:
+                return
+            self._retrying_in = pid
+            threading.Thread(target=self._retry, args=(pid,), name="model-bundle-retry", daemon=True).start()
+
+    def _retry(self, pid: int) -> None:
+        for number, delay in enumerate(self._delays(), start=2):
+            self._sleep(delay)
+            if os.getpid() != pid:
+                return  # a copy carried across a fork: the child starts its own loop
+            try:
+                state = self._attempt()
+            except BundleUnreachable as exc:
+                log.warning("model bundle still unreachable (attempt %d): %s", number, exc)
+                continue
+            except Exception:
+                # Building what depends on the model failed: no retry changes code, so stop (as startup would).
+                log.exception("model bundle loaded on attempt %d but the service could not use it", number)
+                self._unreachable = False
+                return
+            self._state = state
+            self._unreachable = False
+            if state.model is not None:
+                log.info("model bundle loaded on attempt %d; the service is ready", number)
+            return
