@@ -137,7 +137,7 @@ def test_pickle_from_an_older_scikit_learn_loads_with_a_warning(tmp_path, monkey
     (tmp_path / "model.bin").write_bytes(pickle.dumps((dv, model)))
     monkeypatch.undo()
     # When it is imported and loaded
-    with caplog.at_level(logging.WARNING, logger="scoring.model.bundle"):
+    with caplog.at_level(logging.WARNING, logger="scoring.model.artifacts"):
         manifest = import_source(
             ImportRequest(str(tmp_path / "model.bin"), name="m", version="1", features="ride_pu_do"),
             str(tmp_path / "b"),
@@ -146,4 +146,4 @@ def test_pickle_from_an_older_scikit_learn_loads_with_a_warning(tmp_path, monkey
     # Then it works, the manifest records the old version, and the difference is logged
     assert manifest.sklearn_version == "1.0.2"
     assert bundle.vectorizer is not None
-    assert any("1.0.2" in record.getMessage() for record in caplog.records)
+    assert any("1.0.2" in r.getMessage() and r.name == "scoring.model.artifacts" for r in caplog.records)
