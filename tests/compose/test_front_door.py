@@ -146,24 +146,30 @@ def test_nginxs_own_errors_answer_the_services_json_shape(nginx_conf):
     from webservice.errors import HTTP_CODES
     from webservice.worker import PARSER_ERRORS
 
-    # Every status nginx itself answers (bad head, slow client, body or URL or header over the limit, service down)
+    # Every status nginx itself answers (bad head, body or URL or header over the limit, TRACE, a transfer coding
+    # or HTTP version it does not speak, service down; tests/compose/test_nginx_live.py sends each for real)
     pages = {}
     for value in directive(nginx_conf, "error_page"):
         *statuses, target = value.split()
         for status in statuses:
             pages[status] = target
-    assert {"400", "408", "413", "414", "494", "502", "504"} <= set(pages)
+    assert {"400", "405", "413", "414", "494", "501", "502", "504", "505"} <= set(pages)
+    # and no page for 408, which nginx never sends (it closes a slow client's connection without an answer)
+    assert "408" not in pages
     # goes to an internal location that returns the service's {"error": {"code", "message"}} as JSON
     assert re.search(r"location \^~ /_errors/ \{\s*internal;\s*default_type application/json;", nginx_conf)
     bodies = dict(re.findall(r"location = (/_errors/\d+) \{ return \d+ '([^']+)'; \}", nginx_conf))
     for status, target in pages.items():
         error = json.loads(bodies[target])["error"]
         assert set(error) == {"code", "message"} and error["message"], status
+        # static text: no nginx variable, so nothing of the request is echoed
+        assert "$" not in bodies[target], status
     codes = {status: json.loads(bodies[target])["error"]["code"] for status, target in pages.items()}
     # with the codes the service itself uses for the same statuses
     assert codes["413"] == HTTP_CODES[413] == "payload_too_large"
     assert codes["400"] == PARSER_ERRORS[400][0] and codes["414"] == PARSER_ERRORS[414][0]
     assert codes["494"] == PARSER_ERRORS[431][0]
+    assert codes["405"] == HTTP_CODES[405] and codes["501"] == PARSER_ERRORS[501][0]
     # while the service's own errors pass through as it wrote them
     assert directive(nginx_conf, "proxy_intercept_errors") in ([], ["off"])
 
