@@ -134,6 +134,8 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
             "model_uri": Param(
                 deployed.model_uri if deployed else None,
                 type=["null", "string"],
+                # An S3 key's own limit; longer is never a real bundle, only a very long error line.
+                maxLength=1024,
                 title="Model bundle",
                 description="Bundle directory or s3:// prefix, below a trusted root. The default is this "
                 "deployment's SCORING_MODEL_URI; empty means that setting too.",

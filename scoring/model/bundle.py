@@ -28,7 +28,7 @@ from scoring.model.manifest import DEFAULT_OUTPUT, MANIFEST_NAME, Manifest
 from scoring.model.reference import ReferenceProfile
 from scoring.model.schema import InputSchema
 from scoring.model.trust import BundleTrust, read_without_links
-from scoring.model.trust import _shown as shown
+from scoring.model.trust import shown_uri as shown
 
 # S3's answers for "too many requests now" and its own failures (some come with a 400 status, not a 5xx).
 TRANSIENT_S3_CODES = frozenset(

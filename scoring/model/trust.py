@@ -59,7 +59,7 @@ class BundleTrust:
             if any(not root.startswith("s3://") and _local_is_below(resolved, root) for root in self.roots):
                 return resolved
         raise UntrustedBundle(
-            f"bundle {_shown(uri)} is outside the trusted model roots ({', '.join(self.roots) or 'none'}); "
+            f"bundle {shown_uri(uri)} is outside the trusted model roots ({', '.join(self.roots) or 'none'}); "
             "set SCORING_MODEL_ROOTS to allow it"
         )
 
@@ -93,7 +93,7 @@ def read_without_links(path: str) -> bytes:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UntrustedBundle(
-                f"{_shown(path)} is a symbolic link; bundle files are read without following links"
+                f"{shown_uri(path)} is a symbolic link; bundle files are read without following links"
             ) from None
         raise
     with os.fdopen(descriptor, "rb") as handle:
@@ -111,7 +111,7 @@ def _s3_is_below(uri: str, root: str) -> bool:
     return bucket == root_bucket and (not prefix or key.rstrip("/") == prefix or key.startswith(prefix + "/"))
 
 
-def _shown(uri: str) -> str:
+def shown_uri(uri: str) -> str:
     """The URI as an error may show it: bounded, and without control characters a log could be forged with."""
     printable = "".join(ch if ch.isprintable() else "?" for ch in uri)
     return printable if len(printable) <= 200 else printable[:197] + "..."

@@ -158,6 +158,8 @@ def test_the_form_shows_the_deployments_model_and_threshold_as_defaults(monkeypa
         assert "SCORING_MODEL_URI" in model.description and "SCORING_REJECT_THRESHOLD" in threshold.description
         # And emptying a field is still allowed (it means the deployment's setting)
         assert _accepts(model.schema, None) and _accepts(threshold.schema, None)
+        # And a Model bundle longer than any S3 key is refused by the form, before it reaches an error line
+        assert _accepts(model.schema, "s3://b/" + "k" * 1000) and not _accepts(model.schema, "/" + "m" * 5000)
 
 
 @pytest.mark.parametrize("dag_file", ["score_rides_hourly.py", "score_rides_daily.py"])
