@@ -12,14 +12,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from flask import Flask
 
     from scoring.model.bundle import ModelBundle
     from scoring.settings import Settings
 
 
-def create_app(settings: Settings | None = None, bundle: ModelBundle | None = None) -> Flask:
-    """Build the app: read settings, load the model once, wire endpoints, errors and metrics (webservice.app)."""
+def create_app(
+    settings: Settings | None = None,
+    bundle: ModelBundle | None = None,
+    retry_delays: Callable[[], Iterable[float]] | None = None,
+) -> Flask:
+    """Build the app: read settings, load the model once, wire endpoints, errors and metrics (webservice.app).
+
+    `retry_delays` replaces the backoff between attempts while the bundle store is unreachable (tests).
+    """
     from webservice.app import create_app as build_app
 
-    return build_app(settings, bundle)
+    if retry_delays is None:
+        return build_app(settings, bundle)
+    return build_app(settings, bundle, retry_delays)
