@@ -108,5 +108,6 @@ class ModelSlot:
             self._state = state
             self._unreachable = False
             if state.model is not None:
-                log.info("model bundle loaded on attempt %d; the service is ready", number)
+                # A warning, like the failures before it, so the log that showed them also shows they ended.
+                log.warning("model bundle loaded on attempt %d; the service is ready", number)
             return

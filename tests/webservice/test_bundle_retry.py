@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import itertools
 import logging
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from scoring.settings import Settings
 from tests.conftest import predict_valid
+from tests.support.gunicorn import REPO, clean_environment, free_port, stop
 from tests.webservice.conftest import TUTORIAL_RIDE
 from tests.webservice.unreachable_store import HANG_GUARD_SECONDS, Gate, UnreachableStore, retry_threads
 from webservice import create_app
@@ -127,3 +132,65 @@ def test_a_bundle_reachable_but_invalid_on_retry_stops_the_loop(store, gate, loa
 
 def test_backoff_doubles_from_one_second_to_a_one_minute_cap():
     assert list(itertools.islice(backoff_delays(), 9)) == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", ["granian", "gunicorn", "gunicorn-gthread"])
+def test_under_the_shipped_launcher_a_store_that_comes_up_after_start_is_loaded(
+    server, store, demo_bundle_dir, predictor, tmp_path: Path
+):
+    # Given `python -m webservice.serve` (gunicorn loads the app in its master, then forks the worker)
+    # started while its S3 bundle store refuses connections, with the shipped backoff
+    port = free_port()
+    env = {
+        **{name: value for name, value in clean_environment().items() if not name.startswith(("WEB_", "AWS_"))},
+        **store.environment(),
+        "PORT": str(port),
+        "WEB_SERVER": server,
+        "WEB_WORKERS": "1",
+        "WEB_ACCESS_LOG": "off",
+        "SCORING_MODEL_URI": store.uri,
+    }
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "webservice.serve"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        # Then it answers but is not ready (this first request starts the worker's retry loop)
+        first = poll(url, "/ready", lambda status: status is not None, process, log_path)
+        assert first == 503, log_path.read_text()
+        # When the store comes up holding the bundle
+        store.come_up_with(demo_bundle_dir)
+        # Then, with no restart, the worker becomes ready and serves the bundle's predictions
+        poll(url, "/ready", lambda status: status == 200, process, log_path)
+        response = requests.post(f"{url}/predict", json=TUTORIAL_RIDE, timeout=10)
+        assert response.status_code == 200, response.text
+        assert response.json()["duration"] == predict_valid(predictor, [TUTORIAL_RIDE])[0]
+    finally:
+        stop(process)
+    logged = log_path.read_text()
+    assert "model bundle not loaded: cannot reach" in logged
+    assert "model bundle loaded on attempt" in logged
+    assert "Traceback" not in logged
+
+
+def poll(url: str, path: str, done, process: subprocess.Popen, log_path: Path) -> int | None:
+    """GET `url + path` until `done(status)` (None while nothing answers); fails if the server exits or hangs."""
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
+    while True:
+        assert process.poll() is None, f"the server exited:\n{log_path.read_text()}"
+        try:
+            status: int | None = requests.get(f"{url}{path}", timeout=5).status_code
+        except requests.ConnectionError:
+            status = None
+        if done(status):
+            return status
+        assert time.monotonic() < deadline, f"{path} never answered as expected:\n{log_path.read_text()}"
+        time.sleep(0.2)
