@@ -44,12 +44,15 @@ def create_app(
         openapi = build_openapi(model.manifest if model else None, settings)
         return ModelState(model, openapi, prediction_log_of(settings, model, metrics))
 
+    slot = ModelSlot(lambda: serving(load_model(settings, bundle)), serving(None), retry_delays)
     app.extensions[EXTENSION_KEY] = Service(
         settings=settings,
-        slot=ModelSlot(lambda: serving(load_model(settings, bundle)), serving(None), retry_delays),
+        slot=slot,
         database=DatabaseProbe(database_url) if database_url else None,
         metrics=metrics,
     )
+    # Any request, a /health probe too, starts the retry loop in the worker serving it (not in a preloading master).
+    app.before_request(slot.keep_retrying)
     register_error_handler(app, metrics.count_error)
     time_requests(app, metrics)
     app.register_blueprint(api)

@@ -45,8 +45,8 @@ class ModelSlot:
 
     Only BundleUnreachable is retried: a missing, invalid or untrusted bundle (ModelLoadError) stays as
     it is until the service is restarted. The retry loop starts lazily, in the process that serves
-    requests, at its first request (a /ready probe is one): gunicorn loads the app in its master and
-    forks, and a thread started before a fork does not run in the child. Requests read `current()`, a
+    requests, at its first request (any probe is one): gunicorn loads the app in its master and forks,
+    and a thread started before a fork does not run in the child. Requests read `current()`, a
     single reference assigned once by the loop, so they need no lock.
     """
 
@@ -78,11 +78,13 @@ class ModelSlot:
     def current(self) -> ModelState:
         """The state to serve this request from; starts this process's retry loop if the store was unreachable."""
         state = self._state
-        if self._unreachable and self._retrying_in != os.getpid():
-            self._start_retrying()
+        self.keep_retrying()
         return state
 
-    def _start_retrying(self) -> None:
+    def keep_retrying(self) -> None:
+        """Start this process's retry loop if the store was unreachable and none runs here yet (cheap otherwise)."""
+        if not self._unreachable or self._retrying_in == os.getpid():
+            return
         with self._lock:
             pid = os.getpid()
             if not self._unreachable or self._retrying_in == pid:

@@ -65,11 +65,13 @@ def test_a_store_unreachable_at_startup_is_retried_until_the_model_serves(
     # Given a service started while its S3 bundle store refuses connections
     with caplog.at_level(logging.INFO, logger="webservice"):
         client = create_app(Settings(model_uri=store.uri), retry_delays=gate.delays).test_client()
-        # Then it answers, but is not ready and scores nothing
+        # Then it is alive, and its first request (a liveness probe) started the retry loop in this process
+        assert client.get("/health").status_code == 200
+        gate.wait_parked()
+        # But it is not ready and scores nothing
         assert client.get("/ready").get_json()["checks"] == {"model": "not loaded"}
         assert client.post("/predict", json=TUTORIAL_RIDE).status_code == 503
-        # When the retry loop (started by that first request) tries again while the store is still down
-        gate.wait_parked()
+        # When the retry loop tries again while the store is still down
         gate.let_one_attempt()
         gate.wait_parked()
         assert client.get("/ready").status_code == 503
