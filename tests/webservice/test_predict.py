@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -102,3 +103,24 @@ def test_predictions_use_the_bundle_given_to_the_factory(make_app, demo_bundle):
     ride = {"PULocationID": 74, "DOLocationID": 75, "trip_distance": 0.0}
     answer = client.post("/predict", json=ride).get_json()["duration"]
     assert answer == predict_valid(predictor, [ride])[0]
+
+
+@pytest.mark.parametrize(
+    "big_id",
+    [-(2**63) - 1, 2**64, 10**20, -(10**30), int("9" * 128)],
+    ids=["below int64", "past uint64", "1e20", "-1e30", "128 digits"],
+)
+def test_an_integer_id_past_64_bits_is_echoed_exactly_and_is_the_same_id_as_elsewhere(client, big_id):
+    from scoring.model.record_ids import canonical_id
+
+    # Given a batch whose id is an integer orjson would read as a float (another id) and could not write back
+    body = (
+        '{"records": [' + f'{{"PULocationID": 1, "DOLocationID": 2, "trip_distance": 1.5, "ride_id": {big_id}}}' + "]}"
+    )
+    # When it is scored
+    response = client.post("/predict", data=body, content_type="application/json")
+    # Then it is answered (no 500), and the id comes back digit for digit, as the client sent it
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert json.loads(response.get_data(as_text=True))["predictions"][0]["ride_id"] == big_id
+    # And it is the id batch and stream name it by (their readers are the standard library's)
+    assert canonical_id(big_id) == (str(big_id), None)
