@@ -133,6 +133,8 @@ def checked_drift_threshold(value: object, name: str = "drift threshold") -> flo
     infinity is never passed, so either would silently switch drift detection off."""
     if value is None:
         return None
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**1023:
+        raise ConfigError(f"{name} must be a finite positive number, got an integer too large for a float")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         shown = value if isinstance(value, (int, float)) else type(value).__name__
         raise ConfigError(f"{name} must be a finite positive number, got {shown}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,13 +11,12 @@ from scoring.errors import InvalidInput
 from scoring.model.bundle import Manifest
 from scoring.model.records import RecordOutcome
 from webservice.errors import ApiError
-from webservice.jsonio import loads_fast
+from webservice.jsonio import has_digit_run, loads_fast
 
 BATCH_KEY = "records"
 # A double holds at most about 1.8e308, so longer integer literals are read as floats (infinity when too large,
 # which the validator refuses by name); as ints they would overflow inside the validator or hit Python's digit limit.
 MAX_INTEGER_DIGITS = 308
-LONG_DIGIT_RUN = re.compile(f"[0-9]{{{MAX_INTEGER_DIGITS + 1}}}")
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ def load_json(body: bytes) -> Any:
     if parsed:
         return document
     text = body.decode("utf-8")
-    if LONG_DIGIT_RUN.search(text) is None:
+    if not has_digit_run(body, MAX_INTEGER_DIGITS + 1):
         return json.loads(text)
     return json.loads(text, parse_int=parse_int)
 

@@ -217,7 +217,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
                     partition_tasks.run_options(context["params"]),
                     job=dag_id,
                     partition=partition,
-                    run_id=run_tasks.scoring_run_id(context["run_id"], context["ti"].try_number),
+                    run_id=run_tasks.scoring_run_id(dag_id, context["run_id"], context["ti"].try_number),
                     last_try=context["ti"].try_number > context["ti"].max_tries,
                 )
 

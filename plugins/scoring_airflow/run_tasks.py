@@ -64,20 +64,23 @@ def predictions_db(settings: Settings) -> Iterator[Engine]:
         engine.dispose()
 
 
-def scoring_run_id(dag_run_id: str, try_number: int) -> str:
-    """The scoring run's id: the try number makes a cleared-and-rerun DAG run a new scoring run, never a clash.
+def scoring_run_id(dag_id: str, dag_run_id: str, try_number: int) -> str:
+    """The scoring run's id, `<DAG run id>.<DAG id>.try<n>`, unique across DAGs and tries.
 
-    A DAG run id too long for the column keeps its start and gains a hash of the whole, so two long ids
-    that differ only at the end stay two runs (Airflow allows 250 characters; scoring_runs holds 100).
+    The DAG id is needed: Airflow names the daily run of 11-29 and the hourly 23:00 run alike
+    (`scheduled__2026-11-30T00:00:00+00:00`), and scoring_runs keys runs by id alone. The try number makes
+    a cleared-and-rerun DAG run a new scoring run. An id too long for the column (Airflow allows run ids of
+    250 characters; scoring_runs holds 100) keeps its start and gains a hash of the whole, so two long ids
+    that differ only at the end stay two runs.
     """
     from scoring.batch.plan import MAX_RUN_ID_LENGTH
 
-    suffix = f".try{try_number}"
-    if len(dag_run_id) + len(suffix) <= MAX_RUN_ID_LENGTH:
-        return dag_run_id + suffix
-    digest = hashlib.sha256(dag_run_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    whole, suffix = f"{dag_run_id}.{dag_id}", f".try{try_number}"
+    if len(whole) + len(suffix) <= MAX_RUN_ID_LENGTH:
+        return whole + suffix
+    digest = hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     keep = MAX_RUN_ID_LENGTH - len(suffix) - len(digest) - 1
-    return f"{dag_run_id[:keep]}~{digest}{suffix}"
+    return f"{whole[:keep]}~{digest}{suffix}"
 
 
 def plan(options: RunOptions, *, job: str, partition: str, run_id: str, last_try: bool = True) -> dict:

@@ -253,7 +253,7 @@ def test_a_published_run_logs_its_summary_once_and_its_asset_event_says_what_it_
     assert run.state == "success"
     # Then the publish summary is logged once (one log record; the console may render that same record
     # again), without Alembic's chatter from the revision check
-    summary = f"score_rides_hourly 2026-01-01T10: 298 scored, 2 rejected of 300 rows with ride_duration v1 (run {run.run_id}.try1)"
+    summary = f"score_rides_hourly 2026-01-01T10: 298 scored, 2 rejected of 300 rows with ride_duration v1 (run {run.run_id}.score_rides_hourly.try1)"
     # (matched on the summary's own prefix: the run id holds a timestamp whose digits may contain "298")
     records = [r.getMessage() for r in caplog.records if r.getMessage().startswith("score_rides_hourly 2026-01-01T10:")]
     assert records == [summary], records
@@ -282,7 +282,7 @@ def test_a_published_run_logs_its_summary_once_and_its_asset_event_says_what_it_
             "rejected_rows": 2,
             "model_name": "ride_duration",
             "model_version": "1",
-            "scoring_run_id": f"{run.run_id}.try1",
+            "scoring_run_id": f"{run.run_id}.score_rides_hourly.try1",
         }
     ]
 

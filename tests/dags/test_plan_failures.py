@@ -41,11 +41,11 @@ def test_a_plan_failure_a_retry_may_fix_is_recorded_once_on_the_last_try(options
                 options(),
                 job=JOB,
                 partition=PARTITION,
-                run_id=scoring_run_id(DAG_RUN, try_number),
+                run_id=scoring_run_id(JOB, DAG_RUN, try_number),
                 last_try=try_number == 4,
             )
     # Then only the last try left a row
-    assert _recorded(pg_engine) == [(f"{DAG_RUN}.try4", "failed")]
+    assert _recorded(pg_engine) == [(f"{DAG_RUN}.{JOB}.try4", "failed")]
 
 
 @pytest.mark.postgres
@@ -61,8 +61,8 @@ def test_a_plan_failure_no_retry_can_fix_is_recorded_on_its_first_try(options, p
             options(model_uri=str(evil)),
             job=JOB,
             partition=PARTITION,
-            run_id=scoring_run_id(DAG_RUN, 1),
+            run_id=scoring_run_id(JOB, DAG_RUN, 1),
             last_try=False,
         )
     # Then the run is recorded as failed now: no later try will come to record it
-    assert _recorded(pg_engine) == [(f"{DAG_RUN}.try1", "failed")]
+    assert _recorded(pg_engine) == [(f"{DAG_RUN}.{JOB}.try1", "failed")]

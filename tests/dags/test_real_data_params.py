@@ -103,7 +103,7 @@ def test_the_dataset_param_becomes_the_runs_dataset(monkeypatch):
     assert (empty.id_field, empty.require_id) == (None, False)
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0, -0.5, True])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0, -0.5, True, 10**400, -(10**400)])
 def test_a_bad_drift_threshold_in_the_form_is_named_as_the_forms_and_never_becomes_the_default(monkeypatch, value):
     # Given a deployment whose own drift threshold is fine
     from scoring_airflow.partition_tasks import settings_for
@@ -132,10 +132,25 @@ def test_a_dag_run_id_too_long_for_the_runs_table_still_names_one_scoring_run_pe
     # Given Airflow run ids up to its own limit of 250 characters, two of them alike but for their end
     short, long_a, long_b = "manual__2026-01-01T03:00:00+00:00", "x" * 249 + "a", "x" * 249 + "b"
     # Then a short one reads as before, and long ones fit the table, stay distinct and keep their try
-    assert scoring_run_id(short, 2) == f"{short}.try2"
-    ids = {scoring_run_id(run, try_number) for run in (long_a, long_b) for try_number in (1, 2)}
+    assert scoring_run_id("score_rides_hourly", short, 2) == f"{short}.score_rides_hourly.try2"
+    ids = {scoring_run_id("d", run, try_number) for run in (long_a, long_b) for try_number in (1, 2)}
     assert len(ids) == 4 and all(len(i) <= MAX_RUN_ID_LENGTH and i.startswith("xxxx") for i in ids)
-    assert scoring_run_id(long_a, 1).endswith(".try1") and scoring_run_id(long_a, 1) == scoring_run_id(long_a, 1)
+    assert scoring_run_id("d", long_a, 1).endswith(".try1")
+
+
+def test_the_daily_and_hourly_runs_airflow_names_alike_are_two_scoring_runs():
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.types import DagRunType
+
+    from scoring_airflow.run_tasks import scoring_run_id
+
+    # Given the daily run of 11-29 and the hourly 23:00 run, which Airflow names after the same instant
+    midnight = datetime(2026, 11, 30, tzinfo=timezone.utc)
+    daily = DagRun.generate_run_id(run_type=DagRunType.SCHEDULED, logical_date=midnight, run_after=midnight)
+    hourly = DagRun.generate_run_id(run_type=DagRunType.SCHEDULED, logical_date=midnight, run_after=midnight)
+    assert daily == hourly
+    # Then their scoring runs differ, so neither record replaces the other's
+    assert scoring_run_id("score_rides_daily", daily, 1) != scoring_run_id("score_rides_hourly", hourly, 1)
 
 
 # --- whole runs ---------------------------------------------------------------------------------

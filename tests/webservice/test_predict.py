@@ -124,3 +124,25 @@ def test_an_integer_id_past_64_bits_is_echoed_exactly_and_is_the_same_id_as_else
     assert json.loads(response.get_data(as_text=True))["predictions"][0]["ride_id"] == big_id
     # And it is the id batch and stream name it by (their readers are the standard library's)
     assert canonical_id(big_id) == (str(big_id), None)
+    # And the body is written as every other answer is: compact
+    assert f'"ride_id":{big_id}' in response.get_data(as_text=True) and ", " not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("body", "length", "holds"),
+    [
+        (b"1234567890123456789", 19, True),
+        (b"123456789012345678", 19, False),
+        (b'{"a": 12345678901234567, "b": 90}', 19, False),
+        (b'{"a": -1234567890123456789}', 19, True),
+        (b"1.23456789012345678e5", 19, False),
+        (b"\xd9\xa1" * 30, 19, False),
+        ("١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨٩".encode(), 19, False),
+        (b"7" * 309, 309, True),
+        (b"7" * 308 + b" 7", 309, False),
+    ],
+)
+def test_digit_runs_are_ascii_digits_in_a_row(body, length, holds):
+    from webservice.jsonio import has_digit_run
+
+    assert has_digit_run(body, length) is holds
