@@ -23,11 +23,14 @@ def create_app(
     settings: Settings | None = None,
     bundle: ModelBundle | None = None,
     retry_delays: Callable[[], Iterable[float]] = backoff_delays,
+    retry_now: bool = True,
 ) -> Flask:
     """Build the app: read settings, load the model once, wire endpoints, errors and metrics.
 
     If the bundle store cannot be reached now, the model is loaded again in the background, waiting
     `retry_delays()` seconds before each attempt, until it loads or fails for good (webservice.model_slot).
+    That loop starts here unless `retry_now` is False: the app is built in a process that forks the ones
+    serving it (gunicorn's preload_app), and each of those starts its own (start_retrying).
     """
     settings = settings if settings is not None else Settings.from_env()
     app = Flask(__name__)
@@ -51,7 +54,9 @@ def create_app(
         database=DatabaseProbe(database_url) if database_url else None,
         metrics=metrics,
     )
-    # Any request, a /health probe too, starts the retry loop in the worker serving it (not in a preloading master).
+    if retry_now:
+        slot.keep_retrying()
+    # A fallback: any request, a /health probe too, starts the loop in a worker whose server did not.
     app.before_request(slot.keep_retrying)
     register_error_handler(app, metrics.count_error)
     time_requests(app, metrics)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 
 # The launcher's module holds the one rule for the worker count; it imports nothing of the app (nor
 # prometheus_client), so reading it here keeps the metrics directory's order below.
-from webservice.serve import usable_cores
+from webservice.serve import PRELOADED_APP_VARIABLE, usable_cores
 
 
 def env_int(name: str, default: int) -> int:
@@ -51,6 +52,8 @@ worker_connections = env_int("GUNICORN_WORKER_CONNECTIONS", 1000)
 bind = env_text("GUNICORN_BIND", f"{env_text('GUNICORN_HOST', '127.0.0.1')}:{env_int('PORT', 8000)}")
 # The model is loaded once in the master, before the fork; workers share its pages copy-on-write.
 preload_app = True
+# So the app built in the master starts no retry of an unreachable bundle store there (post_worker_init does).
+os.environ[PRELOADED_APP_VARIABLE] = "1"
 # A worker silent for this long is killed and replaced; the slowest legitimate request takes milliseconds.
 timeout = env_int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
@@ -78,6 +81,18 @@ _own_metrics_dir = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _own_metrics_dir = tempfile.mkdtemp(prefix="scoring-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+
+
+def post_worker_init(worker):
+    """Start this worker's retry of a bundle store unreachable at preload now, not at its first request.
+
+    Each worker retries on its own; started at the first request instead, a worker that no request had
+    reached yet stayed unloaded (503) after another one had loaded and made /ready say 200.
+    """
+    # Imported by the preload only when the app is the service (not, say, bench.ceiling_app): nothing to start.
+    service = sys.modules.get("webservice.service")
+    if service is not None:
+        service.start_retrying(worker.wsgi)
 
 
 def child_exit(server, worker):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,10 +43,11 @@ class ModelSlot:
     """Holds the current ModelState; while the bundle store is unreachable, loads the model again in the background.
 
     Only BundleUnreachable is retried: a missing, invalid or untrusted bundle (ModelLoadError) stays as
-    it is until the service is restarted. The retry loop starts lazily, in the process that serves
-    requests, at its first request (any probe is one): gunicorn loads the app in its master and forks,
-    and a thread started before a fork does not run in the child. Requests read `current()`, a
-    single reference assigned once by the loop, so they need no lock.
+    it is until the service is restarted. Each process that serves requests runs its own retry loop,
+    started by `keep_retrying` as the process starts (create_app, or gunicorn's post_worker_init when
+    the app was built in its master: a thread started before a fork does not run in the child), and
+    again at any request in case nothing started it. Requests read `current()`, a single reference
+    assigned once by the loop, so they need no lock.
     """
 
     def __init__(
@@ -55,12 +55,11 @@ class ModelSlot:
         attempt: Callable[[], ModelState],
         unloaded: ModelState,
         delays: Callable[[], Iterable[float]] = backoff_delays,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._attempt = attempt
         self._delays = delays
-        self._sleep = sleep
         self._lock = threading.Lock()
+        self._stopped = threading.Event()  # set by stop(): the loop ends at its next wait, none starts again
         self._retrying_in: int | None = None  # the process whose retry loop runs
         try:
             self._state = attempt()
@@ -83,18 +82,24 @@ class ModelSlot:
 
     def keep_retrying(self) -> None:
         """Start this process's retry loop if the store was unreachable and none runs here yet (cheap otherwise)."""
-        if not self._unreachable or self._retrying_in == os.getpid():
+        if not self._unreachable or self._retrying_in == os.getpid() or self._stopped.is_set():
             return
         with self._lock:
             pid = os.getpid()
-            if not self._unreachable or self._retrying_in == pid:
+            if not self._unreachable or self._retrying_in == pid or self._stopped.is_set():
                 return
             self._retrying_in = pid
             threading.Thread(target=self._retry, args=(pid,), name="model-bundle-retry", daemon=True).start()
 
+    def stop(self) -> None:
+        """End this slot's retry loop at its next wait, and start none again (tests, embedders that drop the app)."""
+        self._stopped.set()
+
     def _retry(self, pid: int) -> None:
+        number = 1
         for number, delay in enumerate(self._delays(), start=2):
-            self._sleep(delay)
+            if self._stopped.wait(delay):
+                return
             if os.getpid() != pid:
                 return  # a copy carried across a fork: the child starts its own loop
             try:
@@ -113,3 +118,7 @@ class ModelSlot:
                 # A warning, like the failures before it, so the log that showed them also shows they ended.
                 log.warning("model bundle loaded on attempt %d; the service is ready", number)
             return
+        if not self._stopped.is_set():
+            # Only a finite `delays` ends: say so, or the log would just fall silent while the model stays missing.
+            log.error("model bundle retries stopped after attempt %d; restart the service to try again", number)
+            self._stopped.set()

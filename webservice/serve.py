@@ -46,6 +46,14 @@ GTHREAD_WARNING = (
 )
 SERVERS = ("granian", "gunicorn", "gunicorn-gthread")
 GUNICORN_CONFIG = Path(__file__).with_name("gunicorn.conf.py")
+# Set by gunicorn.conf.py: the app is built in gunicorn's master and forked (preload_app), so webservice.wsgi
+# leaves the bundle retry to each worker's start (post_worker_init). Granian builds the app in each worker.
+PRELOADED_APP_VARIABLE = "WEB_APP_PRELOADED"
+
+
+def app_is_preloaded() -> bool:
+    """Whether the app is being built in gunicorn's master, to be forked into the workers (gunicorn.conf.py)."""
+    return os.environ.get(PRELOADED_APP_VARIABLE) == "1"
 
 
 def usable_cores() -> int:

@@ -120,6 +120,13 @@ def warm_up(predictor: Predictor) -> None:
     score_records(predictor, [record])
 
 
+def start_retrying(app: Any) -> None:
+    """Start this process's retry of an unreachable bundle store now, if `app` is this service (else nothing)."""
+    service = getattr(app, "extensions", {}).get(EXTENSION_KEY)
+    if isinstance(service, Service):
+        service.slot.keep_retrying()
+
+
 def current_service() -> Service:
     """The Service of the app handling this request."""
     return current_app.extensions[EXTENSION_KEY]

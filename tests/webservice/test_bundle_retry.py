@@ -22,7 +22,9 @@ from tests.webservice.conftest import TUTORIAL_RIDE
 from tests.webservice.unreachable_store import HANG_GUARD_SECONDS, Gate, UnreachableStore, retry_threads
 from webservice import create_app
 from webservice import service as service_module
+from webservice.app import create_app as build_app
 from webservice.model_slot import backoff_delays
+from webservice.service import EXTENSION_KEY, start_retrying
 
 
 @pytest.fixture
@@ -65,9 +67,9 @@ def test_a_store_unreachable_at_startup_is_retried_until_the_model_serves(
     # Given a service started while its S3 bundle store refuses connections
     with caplog.at_level(logging.INFO, logger="webservice"):
         client = create_app(Settings(model_uri=store.uri), retry_delays=gate.delays).test_client()
-        # Then it is alive, and its first request (a liveness probe) started the retry loop in this process
-        assert client.get("/health").status_code == 200
+        # Then its retry loop started with the app, before any request, and it is alive
         gate.wait_parked()
+        assert client.get("/health").status_code == 200
         # But it is not ready and scores nothing
         assert client.get("/ready").get_json()["checks"] == {"model": "not loaded"}
         assert client.post("/predict", json=TUTORIAL_RIDE).status_code == 503
@@ -132,24 +134,71 @@ def test_a_bundle_reachable_but_invalid_on_retry_stops_the_loop(store, gate, loa
     assert load_calls == [store.uri] * 2
 
 
+def test_an_app_built_to_be_forked_retries_only_where_it_is_started(store, gate, load_calls):
+    # Given the app as gunicorn's master builds it before forking (preload_app), its store unreachable
+    app = build_app(Settings(model_uri=store.uri), retry_delays=gate.delays, retry_now=False)
+    # Then no retry loop runs in the building process
+    assert not retry_threads()
+    assert gate.asked == 0
+    # When a worker starts (gunicorn.conf.py's post_worker_init), its loop starts, once however often asked
+    start_retrying(app)
+    start_retrying(app)
+    gate.wait_parked()
+    assert len(retry_threads()) == 1
+    # And an app that is not the service is left alone
+    start_retrying(object())
+    assert load_calls == [store.uri]
+
+
+def test_a_retry_loop_stops_when_told_and_starts_no_other(store, load_calls):
+    # Given a service whose store stays unreachable, with hour-long waits between attempts
+    app = create_app(Settings(model_uri=store.uri), retry_delays=lambda: itertools.repeat(3600.0))
+    [loop] = retry_threads()
+    # When it is stopped (tests do, so loops do not pile up across apps)
+    app.extensions[EXTENSION_KEY].slot.stop()
+    loop.join(timeout=HANG_GUARD_SECONDS)
+    # Then the loop ended during its wait, without another attempt, and requests start no new one
+    assert not loop.is_alive()
+    assert app.test_client().get("/ready").status_code == 503
+    assert not retry_threads()
+    assert load_calls == [store.uri]
+
+
+def test_retries_that_run_out_say_so_once_and_start_no_other_loop(store, load_calls, caplog):
+    # Given a service whose store stays unreachable, allowed one more attempt only
+    with caplog.at_level(logging.INFO, logger="webservice"):
+        app = create_app(Settings(model_uri=store.uri), retry_delays=lambda: iter([0.0]))
+        for thread in retry_threads():
+            thread.join(timeout=HANG_GUARD_SECONDS)
+        # When requests arrive after the loop ran out
+        statuses = [app.test_client().get("/ready").status_code for _ in range(3)]
+    # Then it stays unready, one line says the retries stopped, and no loop started again
+    assert statuses == [503] * 3
+    assert not retry_threads()
+    assert load_calls == [store.uri] * 2
+    stopped = [r for r in caplog.records if "retries stopped" in r.getMessage()]
+    assert [(r.levelname, "attempt 2" in r.getMessage()) for r in stopped] == [("ERROR", True)]
+
+
 def test_backoff_doubles_from_one_second_to_a_one_minute_cap():
     assert list(itertools.islice(backoff_delays(), 9)) == [1, 2, 4, 8, 16, 32, 60, 60, 60]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("server", ["granian", "gunicorn", "gunicorn-gthread"])
-def test_under_the_shipped_launcher_a_store_that_comes_up_after_start_is_loaded(
+def test_under_the_shipped_launcher_every_worker_loads_a_store_that_comes_up_after_start(
     server, store, demo_bundle_dir, predictor, tmp_path: Path
 ):
-    # Given `python -m webservice.serve` (gunicorn loads the app in its master, then forks the worker)
-    # started while its S3 bundle store refuses connections, with the shipped backoff
+    # Given `python -m webservice.serve` with two workers (gunicorn loads the app in its master, then forks
+    # them; Granian builds it in each) started while its S3 bundle store refuses connections, shipped backoff
+    workers = 2
     port = free_port()
     env = {
         **{name: value for name, value in clean_environment().items() if not name.startswith(("WEB_", "AWS_"))},
         **store.environment(),
         "PORT": str(port),
         "WEB_SERVER": server,
-        "WEB_WORKERS": "1",
+        "WEB_WORKERS": str(workers),
         "WEB_ACCESS_LOG": "off",
         "SCORING_MODEL_URI": store.uri,
     }
@@ -165,22 +214,41 @@ def test_under_the_shipped_launcher_a_store_that_comes_up_after_start_is_loaded(
             start_new_session=True,
         )
     try:
-        # Then it answers but is not ready (this first request starts the worker's retry loop)
+        # Then it answers but is not ready (one request, so it reaches one worker)
         first = poll(url, "/ready", lambda status: status is not None, process, log_path)
         assert first == 503, log_path.read_text()
-        # When the store comes up holding the bundle
+        # When the store comes up holding the bundle, and no request is sent at all
         store.come_up_with(demo_bundle_dir)
-        # Then, with no restart, the worker becomes ready and serves the bundle's predictions
+        # Then every worker loads the model by itself, with no restart and no request to start it
+        wait_for_log(LOADED, workers, process, log_path)
+        # And the service is ready, and every request is scored by whichever worker takes it
         poll(url, "/ready", lambda status: status == 200, process, log_path)
-        response = requests.post(f"{url}/predict", json=TUTORIAL_RIDE, timeout=10)
-        assert response.status_code == 200, response.text
-        assert response.json()["duration"] == predict_valid(predictor, [TUTORIAL_RIDE])[0]
+        expected = predict_valid(predictor, [TUTORIAL_RIDE])[0]
+        responses = [
+            requests.post(f"{url}/predict", json=TUTORIAL_RIDE, headers={"Connection": "close"}, timeout=10)
+            for _ in range(20)
+        ]
+        assert [r.status_code for r in responses] == [200] * 20, [r.text for r in responses if r.status_code != 200]
+        assert {r.json()["duration"] for r in responses} == {expected}
     finally:
         stop(process)
     logged = log_path.read_text()
     assert "model bundle not loaded: cannot reach" in logged
-    assert "model bundle loaded on attempt" in logged
+    # Each worker loaded once; gunicorn's master, which serves nothing, never tried again
+    assert logged.count(LOADED) == workers, logged
     assert "Traceback" not in logged
+
+
+LOADED = "model bundle loaded on attempt"
+
+
+def wait_for_log(text: str, count: int, process: subprocess.Popen, log_path: Path) -> None:
+    """Wait, sending no request, until the server's log holds `text` `count` times; fails if it exits or hangs."""
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
+    while log_path.read_text().count(text) < count:
+        assert process.poll() is None, f"the server exited:\n{log_path.read_text()}"
+        assert time.monotonic() < deadline, f"{text!r} never logged {count} times:\n{log_path.read_text()}"
+        time.sleep(0.2)
 
 
 def poll(url: str, path: str, done, process: subprocess.Popen, log_path: Path) -> int | None:

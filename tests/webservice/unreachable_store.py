@@ -39,14 +39,24 @@ class UnreachableStore:
         }
 
     def come_up_with(self, bundle_dir: Path) -> None:
-        """Start a moto server on the port and put the bundle's files at `uri`: reads now succeed."""
+        """Start a moto server on the port, the bundle's files already at `uri`: reads now succeed.
+
+        The files are put through another moto server first (moto keeps one store per process), so no
+        read on the port ever finds the bucket without the bundle, which is a missing bundle, not a retry.
+        """
+        staging_port = free_port()
+        staging = ThreadedMotoServer(ip_address="127.0.0.1", port=staging_port, verbose=False)
+        staging.start()
+        try:
+            s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{staging_port}", region_name="us-east-1")
+            s3.create_bucket(Bucket=self.bucket)
+            for path in sorted(p for p in bundle_dir.rglob("*") if p.is_file()):
+                key = f"ride_duration/1/{path.relative_to(bundle_dir).as_posix()}"
+                s3.put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes())
+        finally:
+            staging.stop()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
-        s3 = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
-        s3.create_bucket(Bucket=self.bucket)
-        for path in sorted(p for p in bundle_dir.rglob("*") if p.is_file()):
-            key = f"ride_duration/1/{path.relative_to(bundle_dir).as_posix()}"
-            s3.put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes())
 
     def stop(self) -> None:
         if self._server is not None:
