@@ -123,23 +123,18 @@ def test_a_missing_forbidden_or_otherwise_bad_read_stays_a_model_load_error(monk
         load_bundle(S3_BUNDLE, S3_TRUST)
 
 
-@pytest.mark.parametrize("name", TRANSIENT_ERRNOS)
-def test_an_os_error_with_an_errno_a_retry_may_fix_is_bundle_unreachable(monkeypatch, name):
-    # Given a read failing with a bare OSError carrying an errno a later attempt may not meet
+@pytest.mark.parametrize(
+    ("name", "raised", "reads"),
+    [(name, BundleUnreachable, "cannot reach") for name in TRANSIENT_ERRNOS]
+    + [(name, ModelLoadError, "cannot read") for name in LASTING_ERRNOS],
+)
+def test_an_os_errors_errno_says_whether_a_retry_may_fix_it(monkeypatch, name, raised, reads):
+    # Given a read failing with a bare OSError: an errno a later attempt may not meet (I/O, a connection, a
+    # timeout), or one that says the name, the path or the file is wrong
     number = getattr(errno, name)
     monkeypatch.setattr(bundle_module.storage, "read_bytes", failing_read(OSError(number, os.strerror(number))))
-    # When the bundle is loaded, Then it could not be reached now (a retry may succeed)
-    with pytest.raises(BundleUnreachable, match=r"cannot reach s3://models/rides/1/model\.json"):
-        load_bundle(S3_BUNDLE, S3_TRUST)
-
-
-@pytest.mark.parametrize("name", LASTING_ERRNOS)
-def test_an_os_error_with_an_errno_no_retry_fixes_is_a_model_load_error(monkeypatch, name):
-    # Given a read failing with an OSError whose errno says the name, the path or the file is wrong
-    number = getattr(errno, name)
-    monkeypatch.setattr(bundle_module.storage, "read_bytes", failing_read(OSError(number, os.strerror(number))))
-    # When the bundle is loaded, Then it fails for good (no retry), naming the file
-    with pytest.raises(ModelLoadError, match=r"cannot read s3://models/rides/1/model\.json"):
+    # When the bundle is loaded, Then it could not be reached now (retried), or it fails for good; either names the file
+    with pytest.raises(raised, match=rf"{reads} s3://models/rides/1/model\.json"):
         load_bundle(S3_BUNDLE, S3_TRUST)
 
 
