@@ -210,9 +210,7 @@ class StagedCheck:
 
 
 def _develop_answer(bundle: Path, event_path: Path) -> dict:
-    from scoring.model.bundle import load_bundle
-    from scoring.model.predict import Predictor
-    from scoring.model.trust import BundleTrust
+    from scoring.model import BundleTrust, Predictor, load_bundle
     from scoring.stream.events import handle_event
 
     predictor = Predictor(load_bundle(str(bundle), BundleTrust.of_bundle(str(bundle))))

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from flask import Flask
 
-    from scoring.model.bundle import ModelBundle
+    from scoring.model import ModelBundle
     from scoring.settings import Settings
 
 

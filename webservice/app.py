@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 from flask import Flask
 
-from scoring.model.bundle import ModelBundle
+from scoring.model import ModelBundle
 from scoring.settings import Settings
 from webservice.api import api
 from webservice.errors import register_error_handler

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from scoring.model.records import RecordOutcome
+from scoring.model import RecordOutcome
 
 ScoreFn = Callable[[Sequence[Any]], list[RecordOutcome]]
 

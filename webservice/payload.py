@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scoring.errors import InvalidInput
-from scoring.model.bundle import Manifest
-from scoring.model.records import RecordOutcome
+from scoring.model import Manifest, RecordOutcome
 from webservice.errors import ApiError
 from webservice.jsonio import has_digit_run, loads_fast
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from scoring.model.records import RecordOutcome
+from scoring.model import RecordOutcome
 from scoring.monitoring.prediction_log import PredictionLog
 
 LogFactory = Callable[[], PredictionLog]

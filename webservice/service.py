@@ -11,10 +11,7 @@ from typing import Any
 from flask import current_app
 
 from scoring.errors import BundleUnreachable, ModelLoadError
-from scoring.model.bundle import Manifest, ModelBundle, load_bundle
-from scoring.model.predict import Predictor
-from scoring.model.records import RecordOutcome, score_records
-from scoring.model.trust import BundleTrust
+from scoring.model import BundleTrust, Manifest, ModelBundle, Predictor, RecordOutcome, load_bundle, score_records
 from scoring.settings import Settings
 from webservice.batching import RequestCoalescer
 from webservice.metrics import Metrics

@@ -91,8 +91,7 @@ def plan(options: RunOptions, *, job: str, partition: str, run_id: str, last_try
     """
     from scoring import batch
     from scoring.batch.failures import planning_failures_recorded
-    from scoring.model.bundle import read_manifest
-    from scoring.model.trust import BundleTrust
+    from scoring.model import BundleTrust, read_manifest
     from scoring_airflow.errors import NOT_RETRYABLE
 
     settings = options.settings
@@ -147,9 +146,7 @@ def score_shard(settings: Settings, plan: dict, index: int, *, last_try: bool = 
     run's failure with the shard's real reason, unless the run already has a record, then re-raised.
     """
     from scoring import batch
-    from scoring.model.bundle import load_bundle
-    from scoring.model.predict import Predictor
-    from scoring.model.trust import BundleTrust
+    from scoring.model import BundleTrust, Predictor, load_bundle
     from scoring_airflow.errors import NOT_RETRYABLE
 
     run_plan = batch.RunPlan.from_dict(plan)
@@ -201,7 +198,7 @@ def publish(settings: Settings, plan: dict, shard_results: list[dict], *, dag_id
 def publish_run(settings: Settings, plan: dict, shard_results: list[dict]) -> dict:
     """Publish the run's staged shards in one transaction; its summary, logged as one line."""
     from scoring import batch
-    from scoring.model.trust import BundleTrust
+    from scoring.model import BundleTrust
 
     run_plan = batch.RunPlan.from_dict(plan)
     shards = this_runs_shards(run_plan, [batch.ShardResult.from_dict(result) for result in shard_results])

@@ -55,8 +55,7 @@ def run_monitoring(context: Mapping[str, Any], dag_id: str) -> dict[str, Any]:
 
 def monitor_hour(settings: Settings, hour: str, run_id: str) -> dict[str, Any]:
     """Compute and write each source's metrics for `hour`; a summary with the drifted features per source."""
-    from scoring.model.bundle import load_bundle
-    from scoring.model.trust import BundleTrust
+    from scoring.model import BundleTrust, load_bundle
     from scoring.monitoring.tables import SOURCES
     from scoring.monitoring.traffic import hour_metrics, parse_hour, write_hour
     from scoring_airflow.run_tasks import predictions_db, require_current
