@@ -5,6 +5,7 @@ from __future__ import annotations
 from scoring.settings import Settings
 from tests.unit.test_trust import _evil_bundle
 from webservice import create_app
+from webservice.service import EXTENSION_KEY
 
 
 def test_a_bundle_outside_the_roots_is_not_loaded_and_the_service_is_not_ready(tmp_path, demo_bundle_dir):
@@ -25,6 +26,8 @@ def test_a_bundle_store_that_cannot_be_reached_leaves_the_service_unready_with_o
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     # When the service starts
     app = create_app(Settings(model_uri="s3://models/ride_duration/1", model_roots="s3://models"))
+    # (its background retries are webservice/model_slot's and tests/webservice/test_bundle_retry.py's; stop them)
+    app.extensions[EXTENSION_KEY].slot.stop()
     # Then it is unready, and says why in one line, not as a failed warm-up with a traceback
     response = app.test_client().get("/ready")
     assert response.status_code == 503 and response.get_json()["checks"]["model"] == "not loaded"
