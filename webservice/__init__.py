@@ -31,6 +31,4 @@ def create_app(
     """
     from webservice.app import create_app as build_app
 
-    if retry_delays is None:
-        return build_app(settings, bundle)
     return build_app(settings, bundle, retry_delays)

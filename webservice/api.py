@@ -53,7 +53,7 @@ def read_body(max_bytes: int) -> bytes:
 def model() -> dict[str, Any]:
     """The loaded bundle's manifest (name, version, sha256, inputs...), a record's JSON Schema, and the request limits."""
     service = current_service()
-    manifest = service.require_model().manifest
+    manifest = require_model(service.current()).manifest
     limits = {"max_records": service.settings.max_request_records, "max_bytes": service.settings.max_request_bytes}
     return {**manifest.to_json(), "input_schema": record_schema(manifest), "limits": limits}
 

@@ -22,13 +22,14 @@ from webservice.service import EXTENSION_KEY, LoadedModel, Service, load_model
 def create_app(
     settings: Settings | None = None,
     bundle: ModelBundle | None = None,
-    retry_delays: Callable[[], Iterable[float]] = backoff_delays,
+    retry_delays: Callable[[], Iterable[float]] | None = None,
     retry_now: bool = True,
 ) -> Flask:
     """Build the app: read settings, load the model once, wire endpoints, errors and metrics.
 
     If the bundle store cannot be reached now, the model is loaded again in the background, waiting
-    `retry_delays()` seconds before each attempt, until it loads or fails for good (webservice.model_slot).
+    `retry_delays()` seconds before each attempt (default: backoff_delays), until it loads or fails for good
+    (webservice.model_slot).
     That loop starts here unless `retry_now` is False: the app is built in a process that forks the ones
     serving it (gunicorn's preload_app), and each of those starts its own (start_retrying).
     """
@@ -47,7 +48,7 @@ def create_app(
         openapi = build_openapi(model.manifest if model else None, settings)
         return ModelState(model, openapi, prediction_log_of(settings, model, metrics))
 
-    slot = ModelSlot(lambda: serving(load_model(settings, bundle)), serving(None), retry_delays)
+    slot = ModelSlot(lambda: serving(load_model(settings, bundle)), serving(None), retry_delays or backoff_delays)
     app.extensions[EXTENSION_KEY] = Service(
         settings=settings,
         slot=slot,

@@ -46,8 +46,8 @@ class ModelSlot:
     it is until the service is restarted. Each process that serves requests runs its own retry loop,
     started by `keep_retrying` as the process starts (create_app, or gunicorn's post_worker_init when
     the app was built in its master: a thread started before a fork does not run in the child), and
-    again at any request in case nothing started it. Requests read `current()`, a single reference
-    assigned once by the loop, so they need no lock.
+    before any request in case nothing started it (create_app's before_request). Requests read
+    `current()`, a single reference assigned once by the loop, so they need no lock.
     """
 
     def __init__(
@@ -69,16 +69,9 @@ class ModelSlot:
             self._state = unloaded
             self._unreachable = True
 
-    @property
-    def retrying(self) -> bool:
-        """Whether the model is still missing because the bundle store could not be reached."""
-        return self._unreachable
-
     def current(self) -> ModelState:
-        """The state to serve this request from; starts this process's retry loop if the store was unreachable."""
-        state = self._state
-        self.keep_retrying()
-        return state
+        """The state to serve this request from."""
+        return self._state
 
     def keep_retrying(self) -> None:
         """Start this process's retry loop if the store was unreachable and none runs here yet (cheap otherwise)."""
@@ -89,19 +82,17 @@ class ModelSlot:
             if not self._unreachable or self._retrying_in == pid or self._stopped.is_set():
                 return
             self._retrying_in = pid
-            threading.Thread(target=self._retry, args=(pid,), name="model-bundle-retry", daemon=True).start()
+            threading.Thread(target=self._retry, name="model-bundle-retry", daemon=True).start()
 
     def stop(self) -> None:
         """End this slot's retry loop at its next wait, and start none again (tests, embedders that drop the app)."""
         self._stopped.set()
 
-    def _retry(self, pid: int) -> None:
+    def _retry(self) -> None:
         number = 1
         for number, delay in enumerate(self._delays(), start=2):
             if self._stopped.wait(delay):
                 return
-            if os.getpid() != pid:
-                return  # a copy carried across a fork: the child starts its own loop
             try:
                 state = self._attempt()
             except BundleUnreachable as exc:

@@ -67,13 +67,9 @@ class Service:
         """Set when SCORING_PREDICTION_LOG_URL is and a model is loaded: each scored record is queued for the table."""
         return self.current().prediction_log
 
-    def require_model(self) -> LoadedModel:
-        """The loaded model, or ModelLoadError while it is not loaded (the log says why)."""
-        return require_model(self.current())
-
 
 def require_model(state: ModelState) -> LoadedModel:
-    """The state's model, or ModelLoadError when there is none."""
+    """The state's model, or ModelLoadError while none is loaded (the log says why)."""
     if state.model is None:
         raise ModelLoadError("no model loaded")
     return state.model
