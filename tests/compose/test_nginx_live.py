@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,7 +20,15 @@ import pytest
 import requests
 
 from tests.compose.stack import ROOT
-from tests.support.gunicorn import answered_probes, free_port, running_service, slow_header_clients, stop
+from tests.support.gunicorn import (
+    answered_probes,
+    free_port,
+    parsed_answer,
+    raw_answer,
+    running_service,
+    slow_header_clients,
+    stop,
+)
 from tests.webservice.conftest import TUTORIAL_RIDE
 
 KEY = "front-door-key"
@@ -152,15 +159,10 @@ def test_an_oversized_body_gets_the_services_json_413_from_nginx(front_door):
     ids=["bad request line", "long url", "long header", "TRACE", "gzip transfer coding", "HTTP/2.0", "/_errors"],
 )
 def test_nginxs_own_refusals_are_json_and_echo_nothing(front_door, request_bytes, status, code):
-    host, port = front_door.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(request_bytes)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.split(b"\r\n")[0].split()[1] == str(status).encode()
-    assert b"content-type: application/json" in head.lower()
+    answer = raw_answer(front_door, request_bytes)
+    answered_status, headers, body = parsed_answer(answer)
+    assert answered_status == status
+    assert headers["content-type"].lower().startswith("application/json")
     error = json.loads(body)["error"]
     assert error["code"] == code and set(error) == {"code", "message"} and error["message"]
     assert MARKER not in answer

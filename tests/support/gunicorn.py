@@ -139,3 +139,65 @@ def answered_probes(url: str, count: int, body: dict, headers: dict[str, str], t
             continue
         answered += response.status_code == 200
     return answered
+
+
+def raw_answer(url: str, request: bytes) -> bytes:
+    """Send raw bytes (what no HTTP client would send), read until the server closes: its whole answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parsed_answer(answer: bytes) -> tuple[int, dict[str, str], bytes]:
+    """An HTTP answer's status, headers (lower-case names) and body."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def raw_exchange(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read until the server closes; the status, headers (lower-case names) and body."""
+    return parsed_answer(raw_answer(url, request))
+
+
+def predictions_counted(url: str) -> float:
+    """scoring_predictions_total as one /metrics scrape (any worker may answer it) adds it up."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{url}/metrics", headers={"Connection": "close"}, timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "scoring_predictions_total"
+    )
+
+
+def assert_a_chunked_body_over_the_limit_is_refused(url: str, session: requests.Session) -> None:
+    """A generator body goes out chunked, with no Content-Length to check up front: refused while it streams."""
+    chunks = (
+        b'{"records": [' if i == 0 else b'{"PULocationID": 1, "DOLocationID": 2, "trip_distance": 3},'
+        for i in range(200)
+    )
+    response = session.post(f"{url}/predict", data=chunks, headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def assert_metrics_add_up_across_workers(url: str, session: requests.Session, record: dict) -> None:
+    """Records predicted over two connections (so several workers take some) are counted in full by every scrape."""
+    # Given a known number of records predicted, from concurrent connections
+    before = predictions_counted(url)
+    with requests.Session() as other:
+        other.headers.update(session.headers)
+        for _ in range(10):
+            session.post(f"{url}/predict", json=record, timeout=10)
+            other.post(f"{url}/predict", json={"records": [record] * 3}, timeout=10)
+    # When /metrics is scraped several times, over fresh connections that any worker may answer,
+    # Then every scrape sees the total of all workers
+    assert {predictions_counted(url) for _ in range(6)} == {before + 40}

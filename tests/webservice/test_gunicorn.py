@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,10 +10,17 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import predict_valid
-from tests.support.gunicorn import CONFIG, answered_probes, running_gunicorn, slow_header_clients
+from tests.support.gunicorn import (
+    CONFIG,
+    answered_probes,
+    assert_a_chunked_body_over_the_limit_is_refused,
+    assert_metrics_add_up_across_workers,
+    raw_exchange,
+    running_gunicorn,
+    slow_header_clients,
+)
 from tests.webservice.conftest import TUTORIAL_RIDE
 
 KEY = "gunicorn-test-key"
@@ -65,38 +71,11 @@ def test_errors_over_http_are_json(server, session):
 
 
 def test_a_chunked_body_over_the_limit_is_refused_while_streaming(server, session):
-    # A generator body goes out with Transfer-Encoding: chunked and no Content-Length to check up front.
-    chunks = (
-        b'{"records": [' if i == 0 else b'{"PULocationID": 1, "DOLocationID": 2, "trip_distance": 3},'
-        for i in range(200)
-    )
-    response = session.post(f"{server}/predict", data=chunks, headers={"Content-Type": "application/json"}, timeout=10)
-    assert response.status_code == 413
-    assert response.json()["error"]["code"] == "payload_too_large"
+    assert_a_chunked_body_over_the_limit_is_refused(server, session)
 
 
 def test_metrics_add_up_across_workers(server, session):
-    # Given a known number of records predicted, from concurrent connections so both workers take some
-    before = predictions_counted(server)
-    with requests.Session() as other:
-        other.headers["X-API-Key"] = KEY
-        for _ in range(10):
-            session.post(f"{server}/predict", json=TUTORIAL_RIDE, timeout=10)
-            other.post(f"{server}/predict", json={"records": [TUTORIAL_RIDE] * 3}, timeout=10)
-    # When /metrics is scraped several times, over fresh connections that any worker may answer
-    scrapes = {predictions_counted(server) for _ in range(6)}
-    # Then every scrape sees the total of all workers
-    assert scrapes == {before + 40}
-
-
-def predictions_counted(url: str) -> float:
-    text = requests.get(f"{url}/metrics", headers={"Connection": "close"}, timeout=10).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "scoring_predictions_total"
-    )
+    assert_metrics_add_up_across_workers(server, session, TUTORIAL_RIDE)
 
 
 def test_probes_answer(server):
@@ -152,20 +131,6 @@ def test_slow_header_clients_do_not_stop_other_requests(server):
         answered = answered_probes(server, PROBES, TUTORIAL_RIDE, {"X-API-Key": KEY})
     # Then every one of them is answered
     assert answered == PROBES
-
-
-def raw_exchange(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send raw bytes, read until the server closes; the status, headers (lower-case names) and body."""
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
-    return int(status_line.split()[1]), headers, body
 
 
 @pytest.mark.parametrize(

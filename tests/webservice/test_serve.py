@@ -14,9 +14,15 @@ import pytest
 import requests
 
 from tests.conftest import predict_valid
-from tests.support.gunicorn import answered_probes, running_service, slow_header_clients
+from tests.support.gunicorn import (
+    answered_probes,
+    assert_a_chunked_body_over_the_limit_is_refused,
+    assert_metrics_add_up_across_workers,
+    raw_exchange,
+    running_service,
+    slow_header_clients,
+)
 from tests.webservice.conftest import TUTORIAL_RIDE
-from tests.webservice.test_gunicorn import predictions_counted, raw_exchange
 from webservice.serve import ServeSettings, gunicorn_environment
 
 KEY = "serve-test-key"
@@ -68,13 +74,7 @@ def test_errors_the_app_answers_are_json(server, session):
 
 
 def test_a_chunked_body_over_the_limit_is_refused(server, session):
-    chunks = (
-        b'{"records": [' if i == 0 else b'{"PULocationID": 1, "DOLocationID": 2, "trip_distance": 3},'
-        for i in range(200)
-    )
-    response = session.post(f"{server}/predict", data=chunks, headers={"Content-Type": "application/json"}, timeout=10)
-    assert response.status_code == 413
-    assert response.json()["error"]["code"] == "payload_too_large"
+    assert_a_chunked_body_over_the_limit_is_refused(server, session)
 
 
 def test_requests_granian_refuses_itself_get_no_html_and_echo_nothing(server):
@@ -86,13 +86,7 @@ def test_requests_granian_refuses_itself_get_no_html_and_echo_nothing(server):
 
 
 def test_metrics_add_up_across_granian_workers(server, session):
-    before = predictions_counted(server)
-    with requests.Session() as other:
-        other.headers["X-API-Key"] = KEY
-        for _ in range(10):
-            session.post(f"{server}/predict", json=TUTORIAL_RIDE, timeout=10)
-            other.post(f"{server}/predict", json={"records": [TUTORIAL_RIDE] * 3}, timeout=10)
-    assert {predictions_counted(server) for _ in range(6)} == {before + 40}
+    assert_metrics_add_up_across_workers(server, session, TUTORIAL_RIDE)
 
 
 def test_slow_body_clients_do_not_stop_other_requests(server):
