@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
@@ -13,15 +12,9 @@ import sqlalchemy as sa
 from scoring.monitoring import prediction_log as plog
 from scoring.monitoring.log_connection import connect
 from scoring.monitoring.prediction_log import PredictionLog
+from tests.support.outcomes import Outcome
 
 pytestmark = pytest.mark.postgres
-
-
-@dataclass(frozen=True)
-class Outcome:
-    record_id: str | None
-    prediction: float | None
-    label: object | None = None
 
 
 def _rides(n: int) -> tuple[list[Outcome], list[dict]]:

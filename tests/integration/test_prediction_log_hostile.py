@@ -5,25 +5,18 @@ from __future__ import annotations
 import builtins
 import threading
 import time
-from dataclasses import dataclass
 
 import psycopg2
 import pytest
 import sqlalchemy as sa
 
 from scoring.monitoring.prediction_log import PredictionLog
+from tests.support.outcomes import Outcome
 
 pytestmark = pytest.mark.postgres
 
 # What the handler may spend on a locked table: the lock timeout once, plus connecting, well under the old hang.
 LOCKED_BOUND = 8.0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    record_id: str | None
-    prediction: float | None
-    label: object | None = None
 
 
 def _records(n: int) -> tuple[list[Outcome], list[dict]]:
@@ -88,16 +81,13 @@ def _lock_table(pg_schema_url: str):
     return locker
 
 
-def test_a_locked_table_costs_the_flush_one_timeout_not_one_per_batch(pg_engine, pg_schema_url, driver):
-    # Given another session holding an ACCESS EXCLUSIVE lock on prediction_log, and three batches queued
-    log = PredictionLog.from_url(pg_schema_url, "stream", background=False, capacity=100_000)
-    outcomes, records = _records(2500)
-    log.record(outcomes, records, "m", "1")
+def _while_locked(pg_schema_url: str, call) -> tuple[bool, float, dict]:
+    """Run `call` in a thread (a hang cannot hang the test) while another session holds an ACCESS EXCLUSIVE lock
+    on prediction_log; whether it returned, how long it took, and what it returned (a dict)."""
     locker = _lock_table(pg_schema_url)
     try:
-        # When the stream flushes at the end of its invocation (in a thread, so a hang cannot hang the test)
-        result: dict[str, int] = {}
-        worker = threading.Thread(target=lambda: result.update(inserted=log.flush()), daemon=True)
+        result: dict = {}
+        worker = threading.Thread(target=lambda: result.update(call()), daemon=True)
         started = time.perf_counter()
         worker.start()
         worker.join(30)
@@ -105,8 +95,18 @@ def test_a_locked_table_costs_the_flush_one_timeout_not_one_per_batch(pg_engine,
     finally:
         locker.rollback()
         locker.close()
+    return not worker.is_alive(), elapsed, result
+
+
+def test_a_locked_table_costs_the_flush_one_timeout_not_one_per_batch(pg_engine, pg_schema_url, driver):
+    # Given another session holding an ACCESS EXCLUSIVE lock on prediction_log, and three batches queued
+    log = PredictionLog.from_url(pg_schema_url, "stream", background=False, capacity=100_000)
+    outcomes, records = _records(2500)
+    log.record(outcomes, records, "m", "1")
+    # When the stream flushes at the end of its invocation, with the table locked by another session
+    returned, elapsed, result = _while_locked(pg_schema_url, lambda: {"inserted": log.flush()})
     # Then it returned within the bound, with every queued record counted as failed and none left queued
-    assert not worker.is_alive(), "flush still blocked on the locked table"
+    assert returned, "flush still blocked on the locked table"
     assert elapsed < LOCKED_BOUND
     assert (result["inserted"], log.written, log.failed, log.queued) == (0, 0, 2500, 0)
     # And once the lock is gone the next invocation writes again
@@ -127,20 +127,10 @@ def test_the_stream_handler_returns_within_a_bound_on_a_locked_table(pg_engine, 
     event = {
         "Records": [{"eventSource": "aws:sqs", "messageId": f"m{i}", "body": json.dumps(b)} for i, b in enumerate(body)]
     }
-    locker = _lock_table(pg_schema_url)
-    try:
-        # When it handles an event
-        result: dict = {}
-        worker = threading.Thread(target=lambda: result.update(handler(event)), daemon=True)
-        started = time.perf_counter()
-        worker.start()
-        worker.join(30)
-        elapsed = time.perf_counter() - started
-    finally:
-        locker.rollback()
-        locker.close()
+    # When it handles an event while another session holds the table's lock
+    returned, elapsed, result = _while_locked(pg_schema_url, lambda: handler(event))
     # Then it answered within the bound with its predictions; the log lost them, counted
-    assert not worker.is_alive(), "the handler is still blocked on the locked table"
+    assert returned, "the handler is still blocked on the locked table"
     assert elapsed < LOCKED_BOUND
     assert len(result["predictions"]) == 3 and result["batchItemFailures"] == []
     assert log.failed == 3

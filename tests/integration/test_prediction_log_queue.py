@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import gc
 import weakref
-from dataclasses import dataclass
 
 from scoring.monitoring.prediction_log import PredictionLog
-
-
-@dataclass(frozen=True)
-class Outcome:
-    record_id: str | None
-    prediction: float | None
-    label: object | None = None
+from tests.support.outcomes import Outcome
 
 
 class Record(dict):

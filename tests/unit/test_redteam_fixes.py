@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import pickle
-from dataclasses import dataclass
 
 import pytest
 from sklearn.feature_extraction import DictVectorizer
@@ -24,6 +23,7 @@ from scoring.monitoring.copy_text import inputs_json
 from scoring.monitoring.prediction_log import PredictionLog
 from scoring.settings import Settings, checked_drift_threshold
 from scoring.stream.decode import parse_payload
+from tests.support.outcomes import Outcome
 
 INPUTS = [{"name": "amount", "type": "number", "required": True}, {"name": "country", "type": "string"}]
 FEATURES = [{"name": "amount", "kind": "number", "inputs": ["amount"]}]
@@ -239,19 +239,12 @@ def test_inputs_json_is_storable_whatever_the_record_holds():
     assert json.loads(text) == {"country": "\ufffd", "k\ufffd": ["x\ufffd", {"\ufffd": None}], "n": None}
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    record_id: str | None
-    prediction: float | None
-    label: object | None = None
-
-
 def test_a_queued_row_keeps_only_the_declared_fields():
     # Given a log keeping only "amount", and a record carrying a megabyte of extra keys
     log = PredictionLog(lambda: None, "stream", background=False, fields=["amount"])
     record = {"amount": 1.0, "junk": "x" * 1_000_000}
     # When it is recorded
-    log.record([_Outcome("a", 1.0)], [record], "m", "1")
+    log.record([Outcome("a", 1.0)], [record], "m", "1")
     # Then the queued entry holds only the declared field's value (bounded memory per row)
     [row] = list(log._queue)
     assert row[4] == [(1.0,)]
