@@ -24,7 +24,7 @@ from scoring.batch.options import MAX_DATASET_LENGTH, MAX_ID_FIELD_LENGTH, PLAIN
 from scoring.partition_keys import key_pattern
 from scoring_airflow import partition_tasks, run_tasks
 from scoring_airflow.assets import drift_alias, predictions_asset
-from scoring_airflow.errors import task_errors
+from scoring_airflow.errors import is_last_try, task_errors
 from scoring_airflow.params import deployed_settings, drift_threshold_param
 
 CRON = {"hourly": "0 * * * *", "daily": "0 0 * * *"}
@@ -218,7 +218,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
                     job=dag_id,
                     partition=partition,
                     run_id=run_tasks.scoring_run_id(dag_id, context["run_id"], context["ti"].try_number),
-                    last_try=context["ti"].try_number > context["ti"].max_tries,
+                    last_try=is_last_try(context["ti"]),
                 )
 
         @task(doc_md=docs["list_shards"])
@@ -230,7 +230,7 @@ def scoring_dag(*, dag_id: str, cadence: str, doc_md: str | None, start_date: da
         def score_shard(plan: dict, index: int) -> dict:
             ti = get_current_context()["ti"]
             with task_errors(), run_tasks.collector_spared():
-                return run_tasks.score_shard(_settings(), plan, index, last_try=ti.try_number > ti.max_tries)
+                return run_tasks.score_shard(_settings(), plan, index, last_try=is_last_try(ti))
 
         # The summary is logged once, as one line, by run_tasks.publish: not again as "Returned value was".
         @task(outlets=[asset, drifted_alias], show_return_value_in_logs=False, doc_md=docs["publish"])

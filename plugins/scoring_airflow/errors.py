@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -40,6 +41,16 @@ NOT_RETRYABLE = (
     BundleChanged,
     DatabaseBehind,
 )
+
+
+def is_last_try(ti: Any) -> bool:
+    """Whether this try of the task instance is its last: no retry follows its failure."""
+    return ti.try_number > ti.max_tries
+
+
+def ends_the_run(exc: BaseException, *, last_try: bool) -> bool:
+    """Whether a task's failure ends its run: on the last try, or for an error no retry fixes."""
+    return last_try or isinstance(exc, NOT_RETRYABLE)
 
 
 @contextmanager

@@ -92,7 +92,7 @@ def plan(options: RunOptions, *, job: str, partition: str, run_id: str, last_try
     from scoring import batch
     from scoring.batch.failures import planning_failures_recorded
     from scoring.model import BundleTrust, read_manifest
-    from scoring_airflow.errors import NOT_RETRYABLE
+    from scoring_airflow.errors import ends_the_run
 
     settings = options.settings
 
@@ -104,7 +104,7 @@ def plan(options: RunOptions, *, job: str, partition: str, run_id: str, last_try
             job=job,
             partition=partition,
             run_id=run_id,
-            final=lambda exc: last_try or isinstance(exc, NOT_RETRYABLE),
+            final=lambda exc: ends_the_run(exc, last_try=last_try),
         ):
             # The trigger form may name another bundle: it must lie below a trusted root before a byte is read.
             manifest = read_manifest(settings.model_uri, BundleTrust.from_settings(settings))
@@ -147,14 +147,14 @@ def score_shard(settings: Settings, plan: dict, index: int, *, last_try: bool = 
     """
     from scoring import batch
     from scoring.model import BundleTrust, Predictor, load_bundle
-    from scoring_airflow.errors import NOT_RETRYABLE
+    from scoring_airflow.errors import ends_the_run
 
     run_plan = batch.RunPlan.from_dict(plan)
     try:
         predictor = Predictor(load_bundle(run_plan.model_uri, BundleTrust.from_settings(settings)))
         result = batch.score_shard(predictor, run_plan, index, chunk_rows=settings.chunk_rows)
     except Exception as exc:
-        if last_try or isinstance(exc, NOT_RETRYABLE):
+        if ends_the_run(exc, last_try=last_try):
             record_failure(settings, run_plan, batch.shard_failure_reason(run_plan, index, exc))
         raise
     log.info(
