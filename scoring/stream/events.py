@@ -31,13 +31,12 @@ from scoring.model.records import RecordOutcome, score_records
 from scoring.monitoring.prediction_log import PredictionLog
 from scoring.stream import wire
 from scoring.stream.dead_letters import dead_letter
-from scoring.stream.decode import StreamItem, decode_event, manifest_inputs, parse_payload, record_key
+from scoring.stream.decode import StreamItem, decode_event, manifest_inputs
 from scoring.stream.sinks import KINESIS_MAX_PARTITION_KEY, ItemFailure, OutputMessage, Sink
 
 log = logging.getLogger(__name__)
 
-# parse_payload and record_key are re-exported for the Lambda's tests, which import them from here.
-__all__ = ["StreamResult", "handle_event", "parse_payload", "record_key", "score_event"]
+__all__ = ["StreamResult", "handle_event", "score_event"]
 
 
 @dataclass(frozen=True)

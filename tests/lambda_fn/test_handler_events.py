@@ -8,7 +8,7 @@ import json
 import pytest
 
 from scoring.errors import ConfigError, MalformedEvent
-from scoring.stream.events import parse_payload, record_key
+from scoring.stream.decode import parse_payload, record_key
 
 # Sequence numbers and message ids of tests/lambda_fn/events/*.json, with what each record holds.
 KINESIS = {
