@@ -26,10 +26,11 @@ from sklearn.linear_model import LogisticRegression
 from scoring.demo.synthetic import generate_rides
 from scoring.demo.training import train_demo_bundle
 from scoring.model.artifacts import dump_artifact
-from scoring.model.bundle import Manifest, load_bundle, sha256_of
+from scoring.model.bundle import load_bundle, sha256_of
 from scoring.model.declaration import Declaration
 from scoring.model.features import build_features, records_for_vectorizer
 from scoring.model.importing import write_bundle
+from scoring.model.manifest import Manifest
 from scoring.model.predict import Predictor
 from scoring.model.trust import BundleTrust
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scoring.model.bundle import DEFAULT_OUTPUT, Manifest
+from scoring.model.manifest import DEFAULT_OUTPUT, Manifest
 from scoring.model.schema import FieldSpec
 from scoring.settings import Settings
 

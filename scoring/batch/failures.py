@@ -15,7 +15,7 @@ from scoring.batch.staging import ShardResult
 from scoring.batch.store import writes as store
 from scoring.batch.store.engines import first_line
 from scoring.errors import ScoringError
-from scoring.model.bundle import Manifest
+from scoring.model.manifest import Manifest
 from scoring.model.storable import clean_text
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from scoring.batch.staging import remove_staged_run, shard_prefix
 from scoring.batch.store.tables import predictions, scoring_runs
 from scoring.batch.store.writes import RunRecord
 from scoring.errors import BundleChanged, ConfigError, InvalidJobName
-from scoring.model.bundle import Manifest
+from scoring.model.manifest import Manifest
 
 # Job names become a column value and a staging folder: a safe character set, no '.' or '..', and
 # no longer than the narrowest `job` column.

@@ -25,7 +25,8 @@ from scoring.batch.staging import ShardResult, read_staged
 from scoring.batch.store import writes as store
 from scoring.batch.store.engines import describe, first_line
 from scoring.errors import DuplicateRecordIds, PublishError, RejectThresholdExceeded, StagingGone
-from scoring.model.bundle import Manifest, read_manifest
+from scoring.model.bundle import read_manifest
+from scoring.model.manifest import Manifest
 from scoring.model.trust import BundleTrust
 from scoring.monitoring.accumulate import PARTITION
 

@@ -11,10 +11,10 @@ from sklearn.linear_model import LinearRegression
 
 from scoring.demo.synthetic import duration_minutes, generate_rides
 from scoring.model.artifacts import dump_artifact
-from scoring.model.bundle import Manifest
 from scoring.model.declaration import preset
 from scoring.model.features import build_features, records_for_vectorizer
 from scoring.model.importing import build_manifest, write_bundle
+from scoring.model.manifest import Manifest
 from scoring.model.reference import ReferenceProfile, input_kinds
 
 DEMO_NAME = "ride_duration"

@@ -24,7 +24,7 @@ from sklearn.pipeline import Pipeline
 from scoring import storage
 from scoring.errors import BundleIntegrityError, BundleUnreachable, ModelLoadError
 from scoring.model.artifacts import load_artifact
-from scoring.model.manifest import DEFAULT_OUTPUT, MANIFEST_NAME, Manifest
+from scoring.model.manifest import MANIFEST_NAME, Manifest
 from scoring.model.reference import ReferenceProfile
 from scoring.model.schema import InputSchema
 from scoring.model.trust import BundleTrust, read_without_links
@@ -70,10 +70,7 @@ TRANSIENT_ERRNOS = frozenset(
 # The same failures as classes, since a socket timeout or a dropped connection may come with no errno at all.
 TRANSIENT_OS_ERRORS = (TimeoutError, ConnectionError, InterruptedError, BlockingIOError)
 
-# Re-exported for the adapters, which import a bundle's manifest and default output name from here.
 __all__ = [
-    "DEFAULT_OUTPUT",
-    "Manifest",
     "ModelBundle",
     "detect_format",
     "feature_vectorizer",

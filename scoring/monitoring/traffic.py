@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from scoring.model.bundle import Manifest
+from scoring.model.manifest import Manifest
 from scoring.model.reference import ReferenceProfile, input_kinds
 from scoring.monitoring.accumulate import MetricRow, PartitionAccumulator
 from scoring.monitoring.tables import SOURCES, prediction_log, traffic_metrics

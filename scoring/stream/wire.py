@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from scoring.model.bundle import Manifest
+    from scoring.model.manifest import Manifest
 
 KINESIS_SOURCE = "aws:kinesis"
 SQS_SOURCE = "aws:sqs"

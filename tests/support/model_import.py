@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from scoring.cli import main
-from scoring.model.bundle import Manifest, load_bundle
+from scoring.model.bundle import load_bundle
+from scoring.model.manifest import Manifest
 from scoring.model.predict import Predictor
 from scoring.model.trust import BundleTrust
 
