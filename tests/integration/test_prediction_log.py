@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from scoring.monitoring import prediction_log as plog
 from scoring.monitoring.log_connection import connect
 from scoring.monitoring.prediction_log import PredictionLog
-from tests.support.outcomes import Outcome
+from tests.support.prediction_log import Outcome, hide_psycopg2
 
 pytestmark = pytest.mark.postgres
 
@@ -114,16 +114,7 @@ def test_pg8000_writes_the_same_rows_as_psycopg2(pg_engine, pg_schema_url, monke
     via_psycopg2 = PredictionLog.from_url(pg_schema_url, "stream", background=False)
     via_psycopg2.record(outcomes, records, "m", "1")
     via_psycopg2.close()
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_psycopg2(name, *args, **kwargs):
-        if name == "psycopg2":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_psycopg2)
+    hide_psycopg2(monkeypatch)
     via_pg8000 = PredictionLog.from_url(pg_schema_url, "stream", background=False)
     via_pg8000.record(outcomes, records, "m", "1")
     via_pg8000.close()

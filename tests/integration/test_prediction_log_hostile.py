@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import threading
 import time
 
@@ -11,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from scoring.monitoring.prediction_log import PredictionLog
-from tests.support.outcomes import Outcome
+from tests.support.prediction_log import Outcome, hide_psycopg2
 
 pytestmark = pytest.mark.postgres
 
@@ -33,14 +32,7 @@ def driver(request, monkeypatch):
     """Run the test once with psycopg2 and once with pg8000 (the Lambda's driver), as connect() would pick."""
     if request.param == "pg8000":
         pytest.importorskip("pg8000")
-        real_import = builtins.__import__
-
-        def no_psycopg2(name, *args, **kwargs):
-            if name == "psycopg2":
-                raise ImportError(name)
-            return real_import(name, *args, **kwargs)
-
-        monkeypatch.setattr(builtins, "__import__", no_psycopg2)
+        hide_psycopg2(monkeypatch)
     return request.param
 
 

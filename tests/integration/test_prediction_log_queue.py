@@ -6,7 +6,7 @@ import gc
 import weakref
 
 from scoring.monitoring.prediction_log import PredictionLog
-from tests.support.outcomes import Outcome
+from tests.support.prediction_log import Outcome
 
 
 class Record(dict):

@@ -23,7 +23,7 @@ from scoring.monitoring.copy_text import inputs_json
 from scoring.monitoring.prediction_log import PredictionLog
 from scoring.settings import Settings, checked_drift_threshold
 from scoring.stream.decode import parse_payload
-from tests.support.outcomes import Outcome
+from tests.support.prediction_log import Outcome
 
 INPUTS = [{"name": "amount", "type": "number", "required": True}, {"name": "country", "type": "string"}]
 FEATURES = [{"name": "amount", "kind": "number", "inputs": ["amount"]}]
